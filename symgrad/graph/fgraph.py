@@ -1,0 +1,178 @@
+"""FunctionGraph: a graph with explicit inputs and outputs that can be edited in place.
+
+It keeps, for every variable, the list of its clients ``(node, input_index)``
+(with ``("output", i)`` for the graph's i-th output), and ``replace`` keeps
+them consistent. The rewrite engine works on this structure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from symgrad.graph.basic import Apply, Constant, Variable
+from symgrad.graph.traversal import clone_get_equiv, toposort
+
+
+class MissingInputError(Exception):
+    """A graph needs a variable that is neither an input nor a constant."""
+
+
+class InconsistencyError(Exception):
+    """A replacement would break the graph (wrong type, or a cycle)."""
+
+
+OUTPUT = "output"
+
+
+class FunctionGraph:
+    """A mutable graph from ``inputs`` to ``outputs``.
+
+    Parameters
+    ----------
+    inputs, outputs
+        The graph's boundary. Every root variable of the outputs must be an
+        input or a Constant (else MissingInputError names it).
+    clone
+        Copy the graph first (the default), so edits never touch the caller's graph.
+
+    Examples
+    --------
+    >>> import symgrad.tensor as st
+    >>> from symgrad.graph import FunctionGraph
+    >>> x = st.dvector("x")
+    >>> fg = FunctionGraph([x], [st.exp(x) + 1])
+    >>> len(fg.apply_nodes)
+    2
+    """
+
+    def __init__(self, inputs: Sequence[Variable], outputs: Sequence[Variable], clone: bool = True):
+        if clone:
+            equiv = clone_get_equiv(inputs, outputs, copy_inputs=True)
+            inputs = [equiv[i] for i in inputs]
+            outputs = [equiv.get(o, o) for o in outputs]
+            self.equiv = equiv
+        else:
+            self.equiv = {v: v for v in list(inputs) + list(outputs)}
+        self.inputs: list[Variable] = list(inputs)
+        self.outputs: list[Variable] = list(outputs)
+        self.apply_nodes: set[Apply] = set()
+        self.variables: set[Variable] = set()
+        self.clients: dict[Variable, list[tuple]] = {}
+        self.listeners: list[Callable] = []
+        for inp in self.inputs:
+            if inp.owner is not None:
+                raise ValueError(f"graph input {inp} has an owner; inputs must be roots")
+            self._add_variable(inp)
+        input_set = set(self.inputs)
+        for node in toposort(self.outputs, self.inputs):
+            for i in node.inputs:
+                if i.owner is None and i not in input_set and not isinstance(i, Constant):
+                    raise MissingInputError(_missing_message(i))
+            self._import_node(node)
+        for k, out in enumerate(self.outputs):
+            if out.owner is None and out not in input_set and not isinstance(out, Constant):
+                raise MissingInputError(_missing_message(out))
+            self._add_variable(out)
+            self.clients[out].append((OUTPUT, k))
+
+    # -- bookkeeping ----------------------------------------------------------------
+    def _add_variable(self, var: Variable) -> None:
+        if var not in self.variables:
+            self.variables.add(var)
+            self.clients.setdefault(var, [])
+
+    def _import_node(self, node: Apply) -> None:
+        if node in self.apply_nodes:
+            return
+        self.apply_nodes.add(node)
+        for k, i in enumerate(node.inputs):
+            self._add_variable(i)
+            self.clients[i].append((node, k))
+        for o in node.outputs:
+            self._add_variable(o)
+
+    def import_graph(self, outputs: Sequence[Variable]) -> None:
+        """Add the nodes producing ``outputs`` that the graph does not have yet."""
+        for node in toposort(outputs, list(self.variables)):
+            for i in node.inputs:
+                if (i.owner is None and i not in self.variables
+                        and not isinstance(i, Constant)):
+                    raise MissingInputError(_missing_message(i))
+            self._import_node(node)
+            for fn in self.listeners:
+                fn("import", node)
+
+    def _remove_client(self, var: Variable, client: tuple) -> None:
+        """Drop one client; prune nodes nobody uses any more (a loop, not recursion)."""
+        work = [(var, client)]
+        while work:
+            v, c = work.pop()
+            clients = self.clients[v]
+            clients.remove(c)
+            if clients or v.owner is None or v.owner not in self.apply_nodes:
+                continue
+            node = v.owner
+            if any(self.clients[o] for o in node.outputs):
+                continue
+            self.apply_nodes.discard(node)
+            for o in node.outputs:
+                self.variables.discard(o)
+                del self.clients[o]
+            for fn in self.listeners:
+                fn("prune", node)
+            for k, i in enumerate(node.inputs):
+                work.append((i, (node, k)))
+
+    # -- editing ----------------------------------------------------------------------
+    def change_input(self, node, index: int, new: Variable, reason: str | None = None) -> None:
+        if node == OUTPUT:
+            old = self.outputs[index]
+            if old is new:
+                return
+            self.import_graph([new])
+            self.outputs[index] = new
+        else:
+            old = node.inputs[index]
+            if old is new:
+                return
+            self.import_graph([new])
+            node.inputs[index] = new
+        self.clients[new].append((node, index))
+        self._remove_client(old, (node, index))
+        for fn in self.listeners:
+            fn("change_input", node, index, old, new, reason)
+
+    def replace(self, old: Variable, new: Variable, reason: str | None = None,
+                check_type: bool = True) -> None:
+        """Make every client of ``old`` use ``new`` instead."""
+        if old is new:
+            return
+        if old not in self.variables:
+            return
+        if check_type and old.type != new.type and not old.type.is_super(new.type):
+            raise InconsistencyError(
+                f"cannot replace {old} ({old.type}) by {new} ({new.type})"
+                + (f" in rewrite {reason}" if reason else "")
+            )
+        self.import_graph([new])
+        for client in list(self.clients.get(old, ())):
+            self.change_input(client[0], client[1], new, reason)
+
+    def replace_all(self, pairs, reason: str | None = None) -> None:
+        for old, new in pairs:
+            self.replace(old, new, reason)
+
+    def toposort(self) -> list[Apply]:
+        return toposort(self.outputs, self.inputs)
+
+    def clone(self) -> FunctionGraph:
+        return FunctionGraph(self.inputs, self.outputs, clone=True)
+
+    def __repr__(self) -> str:
+        return f"FunctionGraph({self.inputs} -> {self.outputs}, {len(self.apply_nodes)} nodes)"
+
+
+def _missing_message(var: Variable) -> str:
+    name = var.name if var.name is not None else f"an unnamed {var.type}"
+    return (f"the graph needs input {name!s}, which is not among the function's inputs; "
+            "add it to the inputs list (or use givens to substitute it)")

@@ -1,0 +1,501 @@
+"""Elementwise ops, broadcasting (DimShuffle) and the reduction of gradients to an input's shape.
+
+Every elementwise function is an ``Elemwise`` op around a ``ScalarOp``: a small
+record with the numpy implementation and the derivative of the output with
+respect to each input (``partials``). From the partials alone the framework
+derives the pullback (``gz * d_i``, summed back over broadcast axes), the
+pushforward (``sum_i d_i * t_i``) and the batching rule (elementwise ops batch
+by broadcasting). An op that needs a special form (pow, for the tutorial's
+printed gradient) gives ``pullback`` explicitly.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from symgrad.graph.basic import Apply, Op
+from symgrad.tensor.basic import as_tensor_variable, constant
+from symgrad.tensor.type import TensorType, discrete_dtypes, normalize_dtype
+from symgrad.tensor.variable import TensorConstant
+
+
+class ShapeMismatchError(ValueError):
+    """Shapes that cannot broadcast, detected while building a graph."""
+
+
+@dataclass(frozen=True, eq=False)
+class ScalarOp:
+    """The description of one elementwise function.
+
+    name      : the op's name (also its identity).
+    impl      : "module.attr" of the numpy implementation, resolved on first use,
+                or a callable.
+    nin       : number of inputs, or -1 for variadic (add, mul).
+    partials  : ``partials(inputs, output) -> [d_out/d_input_i or None]``, graphs
+                built with tensor ops; None means a zero derivative.
+    pullback  : optional ``pullback(inputs, output, gz) -> [grad_i]`` overriding
+                the one derived from partials.
+    pushforward : optional ``pushforward(inputs, output, tangents) -> tangent``.
+    symbol    : infix symbol for printing ("+"), if any.
+    output_dtype : optional function of input dtypes; default asks numpy.
+    differentiable : False for ops whose derivative is undefined (raise on use).
+    """
+
+    name: str
+    impl: str | Callable
+    nin: int = 1
+    partials: Callable | None = None
+    pullback: Callable | None = None
+    pushforward: Callable | None = None
+    symbol: str | None = None
+    output_dtype: Callable | None = None
+    differentiable: bool = True
+    commutative: bool = False
+    associative: bool = False
+    extra: dict = field(default_factory=dict)
+
+    def __eq__(self, other):
+        return isinstance(other, ScalarOp) and self.name == other.name
+
+    def __hash__(self):
+        return hash(("ScalarOp", self.name))
+
+    def __repr__(self):
+        return self.name
+
+    @functools.cached_property
+    def numpy_impl(self) -> Callable:
+        if callable(self.impl):
+            return self.impl
+        module, _, attr = self.impl.rpartition(".")
+        return getattr(importlib.import_module(module), attr)
+
+    def result_dtype(self, inputs) -> str:
+        dtypes = [i.dtype for i in inputs]
+        if self.output_dtype is not None:
+            return normalize_dtype(self.output_dtype(*dtypes))
+        return _probe_dtype(self, tuple(
+            (_weak_probe(i.dtype) if _is_weak(i) else i.dtype) for i in inputs))
+
+
+SCALAR_OPS: dict[str, ScalarOp] = {}
+
+
+def register_scalar_op(op: ScalarOp) -> ScalarOp:
+    SCALAR_OPS[op.name] = op
+    return op
+
+
+def _is_weak(var) -> bool:
+    return isinstance(var, TensorConstant) and var.weak
+
+
+def _weak_probe(dtype: str):
+    kind = np.dtype(dtype).kind
+    return {"b": True, "i": 1, "u": 1, "f": 1.0, "c": 1.0 + 0j}[kind]
+
+
+@functools.lru_cache(maxsize=4096)
+def _probe_dtype(scalar_op: ScalarOp, probes: tuple) -> str:
+    """Ask numpy which dtype this function gives for these input dtypes."""
+    args = [p if not isinstance(p, str) else np.ones((1,), dtype=p) for p in probes]
+    with np.errstate(all="ignore"):
+        try:
+            out = scalar_op.numpy_impl(*args)
+        except TypeError as exc:
+            kinds = ", ".join(p if isinstance(p, str) else type(p).__name__ for p in probes)
+            raise TypeError(f"{scalar_op.name} is not defined for inputs of dtype {kinds}: "
+                            f"{exc}") from None
+    return normalize_dtype(np.asarray(out).dtype)
+
+
+def broadcast_static_shapes(op_name: str, shapes) -> tuple:
+    """The static output shape of broadcasting ``shapes`` (all of equal length)."""
+    out = []
+    for k, dims in enumerate(zip(*shapes)):
+        known = {d for d in dims if d is not None and d != 1}
+        if len(known) > 1:
+            raise ShapeMismatchError(
+                f"{op_name}: shapes {' and '.join(_fmt(s) for s in shapes)} cannot broadcast "
+                f"(dimension {k}: {sorted(known)})"
+            )
+        if known:
+            out.append(known.pop())
+        elif all(d == 1 for d in dims):
+            out.append(1)
+        else:
+            out.append(None)
+    return tuple(out)
+
+
+def _fmt(shape) -> str:
+    return "(" + ", ".join("?" if s is None else str(s) for s in shape) + (
+        ",)" if len(shape) == 1 else ")")
+
+
+def _pad_to_ndim(var, ndim: int):
+    """Add leading broadcastable axes so ``var`` has ``ndim`` dimensions."""
+    if var.ndim == ndim:
+        return var
+    if isinstance(var, TensorConstant):
+        data = var.data.reshape((1,) * (ndim - var.ndim) + var.data.shape)
+        return constant(data, dtype=var.dtype, weak=var.weak)
+    return DimShuffle(var.ndim, ("x",) * (ndim - var.ndim) + tuple(range(var.ndim)))(var)
+
+
+class Elemwise(Op):
+    """Apply a ScalarOp elementwise with numpy broadcasting.
+
+    ``inplace`` is a tuple of (output, input) pairs: the output overwrites that
+    input's buffer (set only by the in-place rewrite).
+    """
+
+    __props__ = ("scalar_op", "inplace")
+
+    def __init__(self, scalar_op: ScalarOp, inplace: tuple = ()):
+        self.scalar_op = scalar_op
+        self.inplace = tuple(inplace)
+
+    def __str__(self):
+        return self.scalar_op.name + ("_inplace" if self.inplace else "")
+
+    def make_node(self, *inputs):
+        sop = self.scalar_op
+        if sop.nin >= 0 and len(inputs) != sop.nin:
+            raise TypeError(f"{sop.name} takes {sop.nin} inputs, got {len(inputs)}")
+        inputs = _as_tensors_with_weak_scalars(inputs)
+        ndim = max(i.ndim for i in inputs)
+        inputs = [_pad_to_ndim(i, ndim) for i in inputs]
+        shape = broadcast_static_shapes(sop.name, [i.type.shape for i in inputs])
+        dtype = sop.result_dtype(inputs)
+        return Apply(self, inputs, [TensorType(dtype, shape)()])
+
+    def make_thunk_function(self, node):
+        impl = self.scalar_op.numpy_impl
+        dtype = np.dtype(node.outputs[0].type.dtype)
+        weak = {k: i.data.reshape(()).item() for k, i in enumerate(node.inputs) if _is_weak(i)}
+        nin = len(node.inputs)
+
+        if not weak:
+            def run(*values):
+                out = impl(*values)
+                return out if out.dtype == dtype else out.astype(dtype)
+        else:
+            def run(*values):
+                args = [weak.get(k, values[k]) for k in range(nin)]
+                out = np.asarray(impl(*args))
+                return out if out.dtype == dtype else out.astype(dtype)
+        return run
+
+    def perform(self, node, inputs, output_storage):
+        output_storage[0][0] = self.make_thunk_function(node)(*inputs)
+
+    # -- derivatives -----------------------------------------------------------------
+    def _partials(self, inputs, output):
+        sop = self.scalar_op
+        if not sop.differentiable:
+            from symgrad.gradient import NotDifferentiable
+
+            return [NotDifferentiable(self, f"{sop.name} has no derivative")] * len(inputs)
+        if sop.partials is None:
+            return [None] * len(inputs)
+        return sop.partials(inputs, output)
+
+    def pullback(self, inputs, outputs, output_grads):
+        (gz,) = output_grads
+        out = outputs[0]
+        if gz is None or out.dtype in discrete_dtypes:
+            return [None] * len(inputs)
+        sop = self.scalar_op
+        if sop.pullback is not None and sop.differentiable:
+            raw = sop.pullback(inputs, out, gz)
+        else:
+            raw = []
+            for d in self._partials(inputs, out):
+                if d is None or not isinstance(d, _TensorLike):
+                    raw.append(d)
+                else:
+                    raw.append(gz * d)
+        grads = []
+        for inp, g in zip(inputs, raw):
+            if inp.dtype in discrete_dtypes or g is None or not isinstance(g, _TensorLike):
+                grads.append(None if inp.dtype in discrete_dtypes else g)
+                continue
+            grads.append(sum_to_shape(g, inp, out))
+        return grads
+
+    def pushforward(self, inputs, outputs, tangents):
+        out = outputs[0]
+        if out.dtype in discrete_dtypes:
+            return [None]
+        if self.scalar_op.pushforward is not None:
+            return [self.scalar_op.pushforward(inputs, out, tangents)]
+        total = None
+        for d, t in zip(self._partials(inputs, out), tangents):
+            if t is None:
+                continue
+            if d is None:
+                continue
+            if not isinstance(d, _TensorLike):
+                from symgrad.gradient import raise_not_differentiable
+
+                raise_not_differentiable(d)
+            term = d * t
+            total = term if total is None else total + term
+        if total is None:
+            return [None]
+        return [broadcast_like(total, out)]
+
+    def vectorize_node(self, node, *batched_inputs):
+        ndim = node.outputs[0].ndim + 1
+        padded = [_pad_to_ndim(b, ndim) for b in batched_inputs]
+        return [self(*padded)]
+
+
+class _TensorLikeMeta(type):
+    def __instancecheck__(cls, obj):
+        return hasattr(obj, "type") and hasattr(obj.type, "dtype")
+
+
+class _TensorLike(metaclass=_TensorLikeMeta):
+    """isinstance(x, _TensorLike): x is a tensor variable (not a marker)."""
+
+
+def _as_tensors_with_weak_scalars(inputs):
+    """Inputs as tensors; Python numbers become weak constants that never upcast."""
+    return [as_tensor_variable(i) for i in inputs]
+
+
+# -- broadcasting helpers -------------------------------------------------------------------
+
+def provably_same_dims(var, reference) -> tuple[bool, ...]:
+    """For each dim, whether ``var`` (broadcast against others into ``reference``) is
+    known to have the same length as ``reference`` there."""
+    if reference.owner is not None and isinstance(reference.owner.op, Elemwise):
+        siblings = reference.owner.inputs
+    else:
+        siblings = [var]
+    result = []
+    for k, (v, r) in enumerate(zip(var.type.shape, reference.type.shape)):
+        if v is not None and v == r:
+            result.append(True)
+            continue
+        if v == 1:
+            result.append(r == 1)
+            continue
+        # var's dim k is unknown (or >1): equal to the output when every other operand is 1 there
+        # or is the very same variable.
+        result.append(all(s is var or s.type.shape[k] == 1 for s in siblings))
+    return tuple(result)
+
+
+def sum_to_shape(g, inp, out=None):
+    """Sum the gradient ``g`` of a broadcast result back to the shape of ``inp``."""
+    if g.ndim > inp.ndim:
+        g = g.sum(axis=tuple(range(g.ndim - inp.ndim)))
+    reference = out if out is not None else g
+    same = provably_same_dims(inp, reference) if out is not None else (False,) * inp.ndim
+    static_axes = tuple(k for k, (i, gs) in enumerate(zip(inp.type.shape, g.type.shape))
+                        if i == 1 and gs != 1)
+    if static_axes:
+        g = g.sum(axis=static_axes, keepdims=True)
+    if all(same[k] or inp.type.shape[k] == 1 for k in range(inp.ndim)):
+        return g
+    return SumTo()(g, inp.shape) if g.type.shape != inp.type.shape or None in g.type.shape \
+        else g
+
+
+def broadcast_like(value, like):
+    """``value`` broadcast to the shape of ``like`` (a no-op when provably the same)."""
+    if value.type.shape == like.type.shape and None not in like.type.shape:
+        return value
+    from symgrad.tensor.math import second
+
+    return second(like, value)
+
+
+class SumTo(Op):
+    """Sum ``x`` over the axes where ``shape`` has length 1 and x does not (runtime broadcasting)."""
+
+    __props__ = ()
+
+    def make_node(self, x, shape):
+        x = as_tensor_variable(x)
+        shape = as_tensor_variable(shape)
+        ndim = int(shape.type.shape[0])
+        if ndim != x.ndim:
+            raise ValueError(f"SumTo: x has {x.ndim} dims, target shape has {ndim}")
+        return Apply(self, [x, shape], [TensorType(x.dtype, (None,) * ndim)()])
+
+    def make_thunk_function(self, node):
+        def run(x, shape):
+            if x.shape == tuple(shape):
+                return x
+            axes = tuple(k for k, (a, b) in enumerate(zip(x.shape, shape)) if a != b)
+            return np.sum(x, axis=axes, keepdims=True)
+        return run
+
+    def perform(self, node, inputs, output_storage):
+        output_storage[0][0] = self.make_thunk_function(node)(*inputs)
+
+    def connection_pattern(self, node):
+        return [True, False]
+
+    def pullback(self, inputs, outputs, output_grads):
+        from symgrad.tensor.shape import broadcast_to
+
+        return [broadcast_to(output_grads[0], inputs[0].shape), None]
+
+    def pushforward(self, inputs, outputs, tangents):
+        t = tangents[0]
+        return [None if t is None else self(t, inputs[1])]
+
+    def vectorize_node(self, node, x, shape):
+        from symgrad.tensor.shape import concatenate_shape
+
+        if shape.ndim == 2:
+            return [self(x, concatenate_shape([x.shape[:1], shape[0]]))]
+        return [self(x, concatenate_shape([x.shape[:1], shape]))]
+
+
+# -- DimShuffle ----------------------------------------------------------------------------------
+
+class DimShuffle(Op):
+    """Reorder, drop (length-1) and insert ('x') axes: ``x.dimshuffle(1, 'x', 0)``."""
+
+    __props__ = ("input_ndim", "new_order")
+
+    def __init__(self, input_ndim: int, new_order):
+        self.input_ndim = int(input_ndim)
+        self.new_order = tuple(new_order)
+        kept = [d for d in self.new_order if d != "x"]
+        if len(set(kept)) != len(kept):
+            raise ValueError(f"dimshuffle pattern {self.new_order} repeats an axis")
+        for d in kept:
+            if not isinstance(d, int) or not 0 <= d < self.input_ndim:
+                raise ValueError(f"dimshuffle pattern {self.new_order}: axis {d!r} out of range "
+                                 f"for {self.input_ndim} dimensions")
+        self.drop = tuple(d for d in range(self.input_ndim) if d not in kept)
+        self.transposition = tuple(kept)
+
+    def __str__(self):
+        return f"DimShuffle{{{','.join(map(str, self.new_order))}}}"
+
+    def make_node(self, x):
+        x = as_tensor_variable(x)
+        if x.ndim != self.input_ndim:
+            raise TypeError(f"DimShuffle{self.new_order} expects {self.input_ndim} dims, "
+                            f"got {x} with {x.ndim}")
+        for d in self.drop:
+            if x.type.shape[d] not in (1, None):
+                raise ValueError(f"dimshuffle cannot drop axis {d} of {x} (length "
+                                 f"{x.type.shape[d]}); only length-1 axes can be dropped")
+        shape = tuple(1 if d == "x" else x.type.shape[d] for d in self.new_order)
+        return Apply(self, [x], [TensorType(x.dtype, shape)()])
+
+    @property
+    def is_expand_only(self) -> bool:
+        return [d for d in self.new_order if d != "x"] == list(range(self.input_ndim))
+
+    def make_thunk_function(self, node):
+        drop, perm = self.drop, self.transposition
+        new_shape_template = self.new_order
+
+        def run(x):
+            x = np.asarray(x)
+            if drop:
+                for d in drop:
+                    if x.shape[d] != 1:
+                        raise ValueError(f"dimshuffle: axis {d} has length {x.shape[d]}, "
+                                         "only length-1 axes can be dropped")
+                x = np.squeeze(x, axis=drop)
+                remaining = [d for d in range(x.ndim + len(drop)) if d not in drop]
+                order = [remaining.index(p) for p in perm]
+            else:
+                order = list(perm)
+            if order != list(range(len(order))):
+                x = x.transpose(order)
+            shape = list(x.shape)
+            it = iter(shape)
+            new_shape = [1 if d == "x" else next(it) for d in new_shape_template]
+            return x.reshape(new_shape)
+        return run
+
+    def perform(self, node, inputs, output_storage):
+        output_storage[0][0] = self.make_thunk_function(node)(inputs[0])
+
+    def infer_shape(self, node, input_shapes):
+        (ishape,) = input_shapes
+        return [[1 if d == "x" else ishape[d] for d in self.new_order]]
+
+    def pullback(self, inputs, outputs, output_grads):
+        (x,) = inputs
+        (gz,) = output_grads
+        if gz is None or x.dtype in discrete_dtypes:
+            return [None]
+        # Undo: drop the inserted axes (sum over them, they are length 1), then transpose back.
+        kept_positions = [k for k, d in enumerate(self.new_order) if d != "x"]
+        inserted = [k for k, d in enumerate(self.new_order) if d == "x"]
+        g = gz
+        if inserted:
+            g = g.sum(axis=tuple(inserted)) if any(
+                gz.type.shape[k] != 1 for k in inserted) else DimShuffle(
+                gz.ndim, tuple(kept_positions))(gz)
+        # g now has axes in order self.transposition (the kept input axes).
+        order = []
+        for d in range(self.input_ndim):
+            if d in self.drop:
+                order.append("x")
+            else:
+                order.append(self.transposition.index(d))
+        return [DimShuffle(g.ndim, tuple(order))(g)]
+
+    def pushforward(self, inputs, outputs, tangents):
+        (t,) = tangents
+        return [None if t is None else self(t)]
+
+    def vectorize_node(self, node, x):
+        order = (0,) + tuple("x" if d == "x" else d + 1 for d in self.new_order)
+        return [DimShuffle(self.input_ndim + 1, order)(x)]
+
+
+def cast(x, dtype):
+    """``x`` converted to ``dtype`` (numpy's astype)."""
+    x = as_tensor_variable(x)
+    dtype = normalize_dtype(dtype)
+    if x.dtype == dtype:
+        return x
+    return Elemwise(cast_scalar_op(dtype))(x)
+
+
+@functools.lru_cache(maxsize=None)
+def cast_scalar_op(dtype: str) -> ScalarOp:
+    def impl(x, _dt=np.dtype(dtype)):
+        return np.asarray(x).astype(_dt)
+
+    def partials(inputs, output):
+        (x,) = inputs
+        if dtype in discrete_dtypes:
+            return [None]
+        return [constant(1, dtype=dtype, weak=True)]
+
+    def pullback(inputs, output, gz):
+        (x,) = inputs
+        if x.dtype in discrete_dtypes or dtype in discrete_dtypes:
+            return [None]
+        return [cast(gz, x.dtype)]
+
+    def pushforward(inputs, output, tangents):
+        (t,) = tangents
+        return None if t is None or dtype in discrete_dtypes else cast(t, dtype)
+
+    return register_scalar_op(ScalarOp(
+        f"cast{{{dtype}}}", impl, 1, partials=partials, pullback=pullback,
+        pushforward=pushforward,
+        output_dtype=lambda _d: dtype, extra={"dtype": dtype},
+    ))

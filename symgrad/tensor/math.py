@@ -1,0 +1,304 @@
+"""The elementwise functions: one ScalarOp record each, with its derivative beside it.
+
+Partials are written with the public tensor operators, so derivatives of
+derivatives work and the rewriter sees ordinary graphs.
+"""
+
+from __future__ import annotations
+
+import math as _math
+
+import numpy as np
+
+from symgrad.tensor.basic import as_tensor_variable, constant
+from symgrad.tensor.elemwise import Elemwise, ScalarOp, cast, register_scalar_op
+from symgrad.tensor.type import discrete_dtypes
+
+__all__ = []  # filled by _define
+
+
+def _c(value):
+    """A weak constant: takes the dtype of whatever it meets."""
+    return constant(value, weak=True, dtype="float64" if isinstance(value, float) else None)
+
+
+def _like(cond, x):
+    """A boolean condition as 0/1 in x's float dtype."""
+    dtype = x.dtype if x.dtype not in discrete_dtypes else "float64"
+    return cast(cond, dtype)
+
+
+def _define(name, impl, nin=1, partials=None, pullback=None, pushforward=None, symbol=None,
+            differentiable=True, public=None, output_dtype=None, **flags):
+    sop = register_scalar_op(ScalarOp(name, impl, nin, partials=partials, pullback=pullback,
+                                      pushforward=pushforward, symbol=symbol,
+                                      differentiable=differentiable,
+                                      output_dtype=output_dtype, **flags))
+    op = Elemwise(sop)
+
+    def fn(*inputs):
+        return op(*inputs)
+
+    fn.__name__ = public or name
+    fn.__qualname__ = fn.__name__
+    fn.__doc__ = (f"Elementwise ``{name}`` with numpy broadcasting "
+                  f"(numpy: ``{impl if isinstance(impl, str) else name}``).")
+    fn.op = op
+    fn.scalar_op = sop
+    globals()[fn.__name__] = fn
+    __all__.append(fn.__name__)
+    return fn
+
+
+def _sum_tangents(tangents):
+    total = None
+    for t in tangents:
+        if t is not None:
+            total = t if total is None else total + t
+    return total
+
+
+# -- arithmetic --------------------------------------------------------------------------------
+
+def _add_impl(*xs):
+    out = xs[0]
+    for x in xs[1:]:
+        out = np.add(out, x)
+    return out
+
+
+
+_define("add", _add_impl, -1, symbol="+", commutative=True, associative=True,
+        pullback=lambda ins, z, gz: [gz] * len(ins),
+        pushforward=lambda ins, z, ts: _sum_tangents(ts))
+_define("sub", "numpy.subtract", 2, symbol="-",
+        pullback=lambda ins, z, gz: [gz, -gz],
+        pushforward=lambda ins, z, ts: (ts[0] if ts[1] is None else
+                                        -ts[1] if ts[0] is None else ts[0] - ts[1]))
+
+
+def _mul_impl(*xs):
+    out = xs[0]
+    for x in xs[1:]:
+        out = np.multiply(out, x)
+    return out
+
+
+def _mul_others(ins, k):
+    others = [x for j, x in enumerate(ins) if j != k]
+    out = others[0]
+    for x in others[1:]:
+        out = out * x
+    return out
+
+
+def _mul_pullback(ins, z, gz):
+    return [gz * _mul_others(ins, k) for k in range(len(ins))]
+
+
+def _mul_pushforward(ins, z, ts):
+    return _sum_tangents(t * _mul_others(ins, k) if t is not None else None
+                         for k, t in enumerate(ts))
+
+
+
+_define("mul", _mul_impl, -1, symbol="*", commutative=True, associative=True,
+        pullback=_mul_pullback, pushforward=_mul_pushforward)
+_define("true_div", "numpy.true_divide", 2, symbol="/",
+        pullback=lambda ins, z, gz: [gz / ins[1], -(gz * ins[0]) / (ins[1] * ins[1])],
+        partials=lambda ins, z: [1 / ins[1], -ins[0] / (ins[1] * ins[1])])
+_define("floor_div", "numpy.floor_divide", 2, symbol="//", partials=lambda ins, z: [None, None])
+_define("int_div", "numpy.floor_divide", 2, partials=lambda ins, z: [None, None])
+_define("mod", "numpy.mod", 2, symbol="%",
+        partials=lambda ins, z: [_c(1), -floor_div(ins[0], ins[1])])
+
+
+def _pow_pullback(ins, z, gz):
+    x, y = ins
+    # Written as in the tutorial so that pp(grad(x ** 2, x)) reads the same.
+    return [gz * y * x ** (y - 1), gz * log(x) * z]
+
+
+_define("pow", "numpy.power", 2, symbol="**", pullback=_pow_pullback,
+        partials=lambda ins, z: [ins[1] * ins[0] ** (ins[1] - 1), log(ins[0]) * z])
+_define("neg", "numpy.negative", 1, symbol="-",
+        pullback=lambda ins, z, gz: [-gz],
+        pushforward=lambda ins, z, ts: -ts[0])
+_define("abs", "numpy.absolute", 1, partials=lambda ins, z: [sign(ins[0])])
+_define("sign", "numpy.sign", 1, partials=lambda ins, z: [None])
+_define("sqr", "numpy.square", 1, partials=lambda ins, z: [_c(2) * ins[0]])
+_define("sqrt", "numpy.sqrt", 1, partials=lambda ins, z: [_c(0.5) / z])
+_define("reciprocal", "numpy.reciprocal", 1, partials=lambda ins, z: [-(z * z)],
+        output_dtype=lambda d: d if d not in discrete_dtypes else "float64")
+_define("maximum", "numpy.maximum", 2, commutative=True,
+        partials=lambda ins, z: [_like(ge(ins[0], ins[1]), z), _like(lt(ins[0], ins[1]), z)])
+_define("minimum", "numpy.minimum", 2, commutative=True,
+        partials=lambda ins, z: [_like(le(ins[0], ins[1]), z), _like(gt(ins[0], ins[1]), z)])
+
+
+def _clip_impl(x, lo, hi):
+    return np.minimum(np.maximum(x, lo), hi)
+
+
+_define("clip", _clip_impl, 3, partials=lambda ins, z: [
+    _like(and_(ge(ins[0], ins[1]), le(ins[0], ins[2])), z),
+    _like(lt(ins[0], ins[1]), z),
+    _like(gt(ins[0], ins[2]), z),
+])
+
+
+# -- exponentials and logarithms --------------------------------------------------------------
+
+_define("exp", "numpy.exp", partials=lambda ins, z: [z])
+_define("exp2", "numpy.exp2", partials=lambda ins, z: [z * _c(_math.log(2.0))])
+_define("expm1", "numpy.expm1", partials=lambda ins, z: [z + _c(1)])
+_define("log", "numpy.log", partials=lambda ins, z: [_c(1) / ins[0]])
+_define("log2", "numpy.log2", partials=lambda ins, z: [_c(1 / _math.log(2.0)) / ins[0]])
+_define("log10", "numpy.log10", partials=lambda ins, z: [_c(1 / _math.log(10.0)) / ins[0]])
+_define("log1p", "numpy.log1p", partials=lambda ins, z: [_c(1) / (ins[0] + _c(1))])
+
+# -- trigonometry and hyperbolic functions ------------------------------------------------------
+
+_define("sin", "numpy.sin", partials=lambda ins, z: [cos(ins[0])])
+_define("cos", "numpy.cos", partials=lambda ins, z: [-sin(ins[0])])
+_define("tan", "numpy.tan", partials=lambda ins, z: [_c(1) + z * z])
+_define("arcsin", "numpy.arcsin", partials=lambda ins, z: [_c(1) / sqrt(_c(1) - ins[0] * ins[0])])
+_define("arccos", "numpy.arccos",
+        partials=lambda ins, z: [-(_c(1) / sqrt(_c(1) - ins[0] * ins[0]))])
+_define("arctan", "numpy.arctan", partials=lambda ins, z: [_c(1) / (_c(1) + ins[0] * ins[0])])
+_define("arctan2", "numpy.arctan2", 2, partials=lambda ins, z: [
+    ins[1] / (ins[0] * ins[0] + ins[1] * ins[1]),
+    -ins[0] / (ins[0] * ins[0] + ins[1] * ins[1]),
+])
+_define("sinh", "numpy.sinh", partials=lambda ins, z: [cosh(ins[0])])
+_define("cosh", "numpy.cosh", partials=lambda ins, z: [sinh(ins[0])])
+_define("tanh", "numpy.tanh", partials=lambda ins, z: [_c(1) - z * z])
+_define("arcsinh", "numpy.arcsinh",
+        partials=lambda ins, z: [_c(1) / sqrt(ins[0] * ins[0] + _c(1))])
+_define("arccosh", "numpy.arccosh",
+        partials=lambda ins, z: [_c(1) / sqrt(ins[0] * ins[0] - _c(1))])
+_define("arctanh", "numpy.arctanh", partials=lambda ins, z: [_c(1) / (_c(1) - ins[0] * ins[0])])
+
+# -- special functions (scipy, imported on first use) -------------------------------------------
+
+
+def _softplus_impl(x):
+    # log(1 + exp(x)) without overflow: max(x, 0) + log1p(exp(-|x|)).
+    x = np.asarray(x)
+    out = np.logaddexp(0, x)
+    return out
+
+
+_define("sigmoid", "scipy.special.expit", partials=lambda ins, z: [z * (_c(1) - z)])
+_define("softplus", _softplus_impl, partials=lambda ins, z: [sigmoid(ins[0])])
+_define("erf", "scipy.special.erf",
+        partials=lambda ins, z: [_c(2 / _math.sqrt(_math.pi)) * exp(-(ins[0] * ins[0]))])
+_define("erfc", "scipy.special.erfc",
+        partials=lambda ins, z: [_c(-2 / _math.sqrt(_math.pi)) * exp(-(ins[0] * ins[0]))])
+_define("erfinv", "scipy.special.erfinv",
+        partials=lambda ins, z: [_c(_math.sqrt(_math.pi) / 2) * exp(z * z)])
+_define("erfcinv", "scipy.special.erfcinv",
+        partials=lambda ins, z: [_c(-_math.sqrt(_math.pi) / 2) * exp(z * z)])
+_define("gamma", "scipy.special.gamma", partials=lambda ins, z: [z * digamma(ins[0])])
+_define("gammaln", "scipy.special.gammaln", partials=lambda ins, z: [digamma(ins[0])])
+_define("digamma", "scipy.special.digamma",
+        partials=lambda ins, z: [polygamma(_c(1), ins[0])])
+
+
+def _polygamma_impl(n, x):
+    import scipy.special
+
+    return scipy.special.polygamma(n, x)
+
+
+_define("polygamma", _polygamma_impl, 2,
+        partials=lambda ins, z: [None, polygamma(ins[0] + _c(1), ins[1])],
+        output_dtype=lambda n, x: x if x not in discrete_dtypes else "float64")
+
+# -- rounding (zero derivative) -------------------------------------------------------------
+
+_define("floor", "numpy.floor", partials=lambda ins, z: [None])
+_define("ceil", "numpy.ceil", partials=lambda ins, z: [None])
+_define("trunc", "numpy.trunc", partials=lambda ins, z: [None])
+_define("round", "numpy.round", partials=lambda ins, z: [None], public="round")
+_define("round_half_to_even", "numpy.round", partials=lambda ins, z: [None])
+
+# -- comparisons and logic (boolean outputs: no derivative flows) -----------------------------
+
+_define("eq", "numpy.equal", 2, commutative=True)
+_define("neq", "numpy.not_equal", 2, commutative=True)
+_define("lt", "numpy.less", 2, symbol="<")
+_define("le", "numpy.less_equal", 2, symbol="<=")
+_define("gt", "numpy.greater", 2, symbol=">")
+_define("ge", "numpy.greater_equal", 2, symbol=">=")
+_define("and_", "numpy.bitwise_and", 2, symbol="&", public="and_", commutative=True)
+_define("or_", "numpy.bitwise_or", 2, symbol="|", public="or_", commutative=True)
+_define("xor", "numpy.bitwise_xor", 2, symbol="^", commutative=True)
+_define("invert", "numpy.invert", 1, symbol="~")
+_define("isnan", "numpy.isnan", 1)
+_define("isinf", "numpy.isinf", 1)
+_define("isfinite", "numpy.isfinite", 1)
+
+# -- selection and broadcasting ----------------------------------------------------------------
+
+
+def _switch_impl(c, a, b):
+    return np.where(c, a, b)
+
+
+def _switch_pullback(ins, z, gz):
+    c, a, b = ins
+    zero = _c(0)
+    return [None, switch(c, gz, zero), switch(c, zero, gz)]
+
+
+def _switch_pushforward(ins, z, ts):
+    c, a, b = ins
+    _, ta, tb = ts
+    if ta is None and tb is None:
+        return None
+    zero = _c(0)
+    return switch(c, zero if ta is None else ta, zero if tb is None else tb)
+
+
+_define("switch", _switch_impl, 3, pullback=_switch_pullback, pushforward=_switch_pushforward)
+
+
+def _second_impl(a, b):
+    a = np.asarray(a)
+    b = np.asarray(b)
+    return np.broadcast_to(b, np.broadcast_shapes(a.shape, b.shape))
+
+
+def _second_pushforward(ins, z, ts):
+    return None if ts[1] is None else second(ins[0], ts[1])
+
+
+_define("second", _second_impl, 2, pullback=lambda ins, z, gz: [None, gz],
+        pushforward=_second_pushforward, output_dtype=lambda a, b: b)
+_define("identity", "numpy.copy", 1, pullback=lambda ins, z, gz: [gz],
+        pushforward=lambda ins, z, ts: ts[0], public="tensor_copy")
+
+# -- public aliases ------------------------------------------------------------------------------
+fill = second
+where = switch
+true_divide = divide = true_div
+floor_divide = floor_div
+power = pow
+negative = neg
+absolute = abs_ = abs
+expit = sigmoid
+square = sqr
+bitwise_and, bitwise_or, bitwise_xor = and_, or_, xor
+equal, not_equal, less, less_equal, greater, greater_equal = eq, neq, lt, le, gt, ge
+
+
+def log_sigmoid(x):
+    """log(sigmoid(x)), computed stably as -softplus(-x)."""
+    return -softplus(-as_tensor_variable(x))
+
+
+__all__ += ["fill", "where", "true_divide", "divide", "floor_divide", "power", "negative",
+            "absolute", "expit", "log_sigmoid", "square", "bitwise_and", "bitwise_or",
+            "bitwise_xor", "equal", "not_equal", "less", "less_equal", "greater",
+            "greater_equal", "cast"]
