@@ -15,8 +15,9 @@ from symgrad.gradient import grad, Lop, Rop, jacobian, hessian
 from symgrad.compile import In, Out, function, shared, Mode
 from symgrad.printing import pp, dprint
 from symgrad import printing
+from symgrad.scan import scan
 
 __version__ = "0.1.0"
 
 __all__ = ["config", "tensor", "gradient", "grad", "Lop", "Rop", "jacobian", "hessian", "In",
-           "Out", "function", "shared", "Mode", "pp", "dprint", "printing"]
+           "Out", "function", "shared", "Mode", "pp", "dprint", "printing", "scan"]

@@ -1,0 +1,5 @@
+"""Symbolic loops: scan, map, reduce, foldl, foldr (being written)."""
+
+from symgrad.scan.basic import foldl, foldr, map, reduce, scan, until
+
+__all__ = ["scan", "map", "reduce", "foldl", "foldr", "until"]
