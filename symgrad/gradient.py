@@ -383,7 +383,6 @@ def jacobian(expression, wrt, consider_constant=None, disconnected_inputs="raise
            [0., 8.]])
     """
     from symgrad.tensor import concatenate, reshape, shape
-
     from symgrad.tensor.basic import as_tensor_variable
 
     expression = as_tensor_variable(expression)

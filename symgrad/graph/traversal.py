@@ -145,7 +145,7 @@ def _rebuild(outputs: list[Variable], mapping: dict[Variable, Variable], clone_a
     for node in toposort(outputs, inputs=list(mapping)):
         new_inputs = [memo.get(i, i) for i in node.inputs]
         if clone_all:
-            for i, new in zip(node.inputs, new_inputs):
+            for i in node.inputs:
                 if i.owner is None and i not in memo and not isinstance(i, Constant):
                     memo[i] = i
             new_outputs = [o.clone() for o in node.outputs]

@@ -473,10 +473,12 @@ def cast(x, dtype):
     return Elemwise(cast_scalar_op(dtype))(x)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cast_scalar_op(dtype: str) -> ScalarOp:
-    def impl(x, _dt=np.dtype(dtype)):
-        return np.asarray(x).astype(_dt)
+    target = np.dtype(dtype)
+
+    def impl(x):
+        return np.asarray(x).astype(target)
 
     def partials(inputs, output):
         (x,) = inputs

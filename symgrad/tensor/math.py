@@ -45,7 +45,6 @@ def _define(name, impl, nin=1, partials=None, pullback=None, pushforward=None, s
                   f"(numpy: ``{impl if isinstance(impl, str) else name}``).")
     fn.op = op
     fn.scalar_op = sop
-    globals()[fn.__name__] = fn
     __all__.append(fn.__name__)
     return fn
 
@@ -68,10 +67,10 @@ def _add_impl(*xs):
 
 
 
-_define("add", _add_impl, -1, symbol="+", commutative=True, associative=True,
+add = _define("add", _add_impl, -1, symbol="+", commutative=True, associative=True,
         pullback=lambda ins, z, gz: [gz] * len(ins),
         pushforward=lambda ins, z, ts: _sum_tangents(ts))
-_define("sub", "numpy.subtract", 2, symbol="-",
+sub = _define("sub", "numpy.subtract", 2, symbol="-",
         pullback=lambda ins, z, gz: [gz, -gz],
         pushforward=lambda ins, z, ts: (ts[0] if ts[1] is None else
                                         -ts[1] if ts[0] is None else ts[0] - ts[1]))
@@ -102,14 +101,14 @@ def _mul_pushforward(ins, z, ts):
 
 
 
-_define("mul", _mul_impl, -1, symbol="*", commutative=True, associative=True,
+mul = _define("mul", _mul_impl, -1, symbol="*", commutative=True, associative=True,
         pullback=_mul_pullback, pushforward=_mul_pushforward)
-_define("true_div", "numpy.true_divide", 2, symbol="/",
+true_div = _define("true_div", "numpy.true_divide", 2, symbol="/",
         pullback=lambda ins, z, gz: [gz / ins[1], -(gz * ins[0]) / (ins[1] * ins[1])],
         partials=lambda ins, z: [1 / ins[1], -ins[0] / (ins[1] * ins[1])])
-_define("floor_div", "numpy.floor_divide", 2, symbol="//", partials=lambda ins, z: [None, None])
-_define("int_div", "numpy.floor_divide", 2, partials=lambda ins, z: [None, None])
-_define("mod", "numpy.mod", 2, symbol="%",
+floor_div = _define("floor_div", "numpy.floor_divide", 2, symbol="//", partials=lambda ins, z: [None, None])
+int_div = _define("int_div", "numpy.floor_divide", 2, partials=lambda ins, z: [None, None])
+mod = _define("mod", "numpy.mod", 2, symbol="%",
         partials=lambda ins, z: [_c(1), -floor_div(ins[0], ins[1])])
 
 
@@ -119,20 +118,20 @@ def _pow_pullback(ins, z, gz):
     return [gz * y * x ** (y - 1), gz * log(x) * z]
 
 
-_define("pow", "numpy.power", 2, symbol="**", pullback=_pow_pullback,
+pow = _define("pow", "numpy.power", 2, symbol="**", pullback=_pow_pullback,
         partials=lambda ins, z: [ins[1] * ins[0] ** (ins[1] - 1), log(ins[0]) * z])
-_define("neg", "numpy.negative", 1, symbol="-",
+neg = _define("neg", "numpy.negative", 1, symbol="-",
         pullback=lambda ins, z, gz: [-gz],
         pushforward=lambda ins, z, ts: -ts[0])
-_define("abs", "numpy.absolute", 1, partials=lambda ins, z: [sign(ins[0])])
-_define("sign", "numpy.sign", 1, partials=lambda ins, z: [None])
-_define("sqr", "numpy.square", 1, partials=lambda ins, z: [_c(2) * ins[0]])
-_define("sqrt", "numpy.sqrt", 1, partials=lambda ins, z: [_c(0.5) / z])
-_define("reciprocal", "numpy.reciprocal", 1, partials=lambda ins, z: [-(z * z)],
+abs = _define("abs", "numpy.absolute", 1, partials=lambda ins, z: [sign(ins[0])])
+sign = _define("sign", "numpy.sign", 1, partials=lambda ins, z: [None])
+sqr = _define("sqr", "numpy.square", 1, partials=lambda ins, z: [_c(2) * ins[0]])
+sqrt = _define("sqrt", "numpy.sqrt", 1, partials=lambda ins, z: [_c(0.5) / z])
+reciprocal = _define("reciprocal", "numpy.reciprocal", 1, partials=lambda ins, z: [-(z * z)],
         output_dtype=lambda d: d if d not in discrete_dtypes else "float64")
-_define("maximum", "numpy.maximum", 2, commutative=True,
+maximum = _define("maximum", "numpy.maximum", 2, commutative=True,
         partials=lambda ins, z: [_like(ge(ins[0], ins[1]), z), _like(lt(ins[0], ins[1]), z)])
-_define("minimum", "numpy.minimum", 2, commutative=True,
+minimum = _define("minimum", "numpy.minimum", 2, commutative=True,
         partials=lambda ins, z: [_like(le(ins[0], ins[1]), z), _like(gt(ins[0], ins[1]), z)])
 
 
@@ -140,7 +139,7 @@ def _clip_impl(x, lo, hi):
     return np.minimum(np.maximum(x, lo), hi)
 
 
-_define("clip", _clip_impl, 3, partials=lambda ins, z: [
+clip = _define("clip", _clip_impl, 3, partials=lambda ins, z: [
     _like(and_(ge(ins[0], ins[1]), le(ins[0], ins[2])), z),
     _like(lt(ins[0], ins[1]), z),
     _like(gt(ins[0], ins[2]), z),
@@ -149,35 +148,35 @@ _define("clip", _clip_impl, 3, partials=lambda ins, z: [
 
 # -- exponentials and logarithms --------------------------------------------------------------
 
-_define("exp", "numpy.exp", partials=lambda ins, z: [z])
-_define("exp2", "numpy.exp2", partials=lambda ins, z: [z * _c(_math.log(2.0))])
-_define("expm1", "numpy.expm1", partials=lambda ins, z: [z + _c(1)])
-_define("log", "numpy.log", partials=lambda ins, z: [_c(1) / ins[0]])
-_define("log2", "numpy.log2", partials=lambda ins, z: [_c(1 / _math.log(2.0)) / ins[0]])
-_define("log10", "numpy.log10", partials=lambda ins, z: [_c(1 / _math.log(10.0)) / ins[0]])
-_define("log1p", "numpy.log1p", partials=lambda ins, z: [_c(1) / (ins[0] + _c(1))])
+exp = _define("exp", "numpy.exp", partials=lambda ins, z: [z])
+exp2 = _define("exp2", "numpy.exp2", partials=lambda ins, z: [z * _c(_math.log(2.0))])
+expm1 = _define("expm1", "numpy.expm1", partials=lambda ins, z: [z + _c(1)])
+log = _define("log", "numpy.log", partials=lambda ins, z: [_c(1) / ins[0]])
+log2 = _define("log2", "numpy.log2", partials=lambda ins, z: [_c(1 / _math.log(2.0)) / ins[0]])
+log10 = _define("log10", "numpy.log10", partials=lambda ins, z: [_c(1 / _math.log(10.0)) / ins[0]])
+log1p = _define("log1p", "numpy.log1p", partials=lambda ins, z: [_c(1) / (ins[0] + _c(1))])
 
 # -- trigonometry and hyperbolic functions ------------------------------------------------------
 
-_define("sin", "numpy.sin", partials=lambda ins, z: [cos(ins[0])])
-_define("cos", "numpy.cos", partials=lambda ins, z: [-sin(ins[0])])
-_define("tan", "numpy.tan", partials=lambda ins, z: [_c(1) + z * z])
-_define("arcsin", "numpy.arcsin", partials=lambda ins, z: [_c(1) / sqrt(_c(1) - ins[0] * ins[0])])
-_define("arccos", "numpy.arccos",
+sin = _define("sin", "numpy.sin", partials=lambda ins, z: [cos(ins[0])])
+cos = _define("cos", "numpy.cos", partials=lambda ins, z: [-sin(ins[0])])
+tan = _define("tan", "numpy.tan", partials=lambda ins, z: [_c(1) + z * z])
+arcsin = _define("arcsin", "numpy.arcsin", partials=lambda ins, z: [_c(1) / sqrt(_c(1) - ins[0] * ins[0])])
+arccos = _define("arccos", "numpy.arccos",
         partials=lambda ins, z: [-(_c(1) / sqrt(_c(1) - ins[0] * ins[0]))])
-_define("arctan", "numpy.arctan", partials=lambda ins, z: [_c(1) / (_c(1) + ins[0] * ins[0])])
-_define("arctan2", "numpy.arctan2", 2, partials=lambda ins, z: [
+arctan = _define("arctan", "numpy.arctan", partials=lambda ins, z: [_c(1) / (_c(1) + ins[0] * ins[0])])
+arctan2 = _define("arctan2", "numpy.arctan2", 2, partials=lambda ins, z: [
     ins[1] / (ins[0] * ins[0] + ins[1] * ins[1]),
     -ins[0] / (ins[0] * ins[0] + ins[1] * ins[1]),
 ])
-_define("sinh", "numpy.sinh", partials=lambda ins, z: [cosh(ins[0])])
-_define("cosh", "numpy.cosh", partials=lambda ins, z: [sinh(ins[0])])
-_define("tanh", "numpy.tanh", partials=lambda ins, z: [_c(1) - z * z])
-_define("arcsinh", "numpy.arcsinh",
+sinh = _define("sinh", "numpy.sinh", partials=lambda ins, z: [cosh(ins[0])])
+cosh = _define("cosh", "numpy.cosh", partials=lambda ins, z: [sinh(ins[0])])
+tanh = _define("tanh", "numpy.tanh", partials=lambda ins, z: [_c(1) - z * z])
+arcsinh = _define("arcsinh", "numpy.arcsinh",
         partials=lambda ins, z: [_c(1) / sqrt(ins[0] * ins[0] + _c(1))])
-_define("arccosh", "numpy.arccosh",
+arccosh = _define("arccosh", "numpy.arccosh",
         partials=lambda ins, z: [_c(1) / sqrt(ins[0] * ins[0] - _c(1))])
-_define("arctanh", "numpy.arctanh", partials=lambda ins, z: [_c(1) / (_c(1) - ins[0] * ins[0])])
+arctanh = _define("arctanh", "numpy.arctanh", partials=lambda ins, z: [_c(1) / (_c(1) - ins[0] * ins[0])])
 
 # -- special functions (scipy, imported on first use) -------------------------------------------
 
@@ -189,19 +188,19 @@ def _softplus_impl(x):
     return out
 
 
-_define("sigmoid", "scipy.special.expit", partials=lambda ins, z: [z * (_c(1) - z)])
-_define("softplus", _softplus_impl, partials=lambda ins, z: [sigmoid(ins[0])])
-_define("erf", "scipy.special.erf",
+sigmoid = _define("sigmoid", "scipy.special.expit", partials=lambda ins, z: [z * (_c(1) - z)])
+softplus = _define("softplus", _softplus_impl, partials=lambda ins, z: [sigmoid(ins[0])])
+erf = _define("erf", "scipy.special.erf",
         partials=lambda ins, z: [_c(2 / _math.sqrt(_math.pi)) * exp(-(ins[0] * ins[0]))])
-_define("erfc", "scipy.special.erfc",
+erfc = _define("erfc", "scipy.special.erfc",
         partials=lambda ins, z: [_c(-2 / _math.sqrt(_math.pi)) * exp(-(ins[0] * ins[0]))])
-_define("erfinv", "scipy.special.erfinv",
+erfinv = _define("erfinv", "scipy.special.erfinv",
         partials=lambda ins, z: [_c(_math.sqrt(_math.pi) / 2) * exp(z * z)])
-_define("erfcinv", "scipy.special.erfcinv",
+erfcinv = _define("erfcinv", "scipy.special.erfcinv",
         partials=lambda ins, z: [_c(-_math.sqrt(_math.pi) / 2) * exp(z * z)])
-_define("gamma", "scipy.special.gamma", partials=lambda ins, z: [z * digamma(ins[0])])
-_define("gammaln", "scipy.special.gammaln", partials=lambda ins, z: [digamma(ins[0])])
-_define("digamma", "scipy.special.digamma",
+gamma = _define("gamma", "scipy.special.gamma", partials=lambda ins, z: [z * digamma(ins[0])])
+gammaln = _define("gammaln", "scipy.special.gammaln", partials=lambda ins, z: [digamma(ins[0])])
+digamma = _define("digamma", "scipy.special.digamma",
         partials=lambda ins, z: [polygamma(_c(1), ins[0])])
 
 
@@ -211,33 +210,33 @@ def _polygamma_impl(n, x):
     return scipy.special.polygamma(n, x)
 
 
-_define("polygamma", _polygamma_impl, 2,
+polygamma = _define("polygamma", _polygamma_impl, 2,
         partials=lambda ins, z: [None, polygamma(ins[0] + _c(1), ins[1])],
         output_dtype=lambda n, x: x if x not in discrete_dtypes else "float64")
 
 # -- rounding (zero derivative) -------------------------------------------------------------
 
-_define("floor", "numpy.floor", partials=lambda ins, z: [None])
-_define("ceil", "numpy.ceil", partials=lambda ins, z: [None])
-_define("trunc", "numpy.trunc", partials=lambda ins, z: [None])
-_define("round", "numpy.round", partials=lambda ins, z: [None], public="round")
-_define("round_half_to_even", "numpy.round", partials=lambda ins, z: [None])
+floor = _define("floor", "numpy.floor", partials=lambda ins, z: [None])
+ceil = _define("ceil", "numpy.ceil", partials=lambda ins, z: [None])
+trunc = _define("trunc", "numpy.trunc", partials=lambda ins, z: [None])
+round = _define("round", "numpy.round", partials=lambda ins, z: [None], public="round")
+round_half_to_even = _define("round_half_to_even", "numpy.round", partials=lambda ins, z: [None])
 
 # -- comparisons and logic (boolean outputs: no derivative flows) -----------------------------
 
-_define("eq", "numpy.equal", 2, commutative=True)
-_define("neq", "numpy.not_equal", 2, commutative=True)
-_define("lt", "numpy.less", 2, symbol="<")
-_define("le", "numpy.less_equal", 2, symbol="<=")
-_define("gt", "numpy.greater", 2, symbol=">")
-_define("ge", "numpy.greater_equal", 2, symbol=">=")
-_define("and_", "numpy.bitwise_and", 2, symbol="&", public="and_", commutative=True)
-_define("or_", "numpy.bitwise_or", 2, symbol="|", public="or_", commutative=True)
-_define("xor", "numpy.bitwise_xor", 2, symbol="^", commutative=True)
-_define("invert", "numpy.invert", 1, symbol="~")
-_define("isnan", "numpy.isnan", 1)
-_define("isinf", "numpy.isinf", 1)
-_define("isfinite", "numpy.isfinite", 1)
+eq = _define("eq", "numpy.equal", 2, commutative=True)
+neq = _define("neq", "numpy.not_equal", 2, commutative=True)
+lt = _define("lt", "numpy.less", 2, symbol="<")
+le = _define("le", "numpy.less_equal", 2, symbol="<=")
+gt = _define("gt", "numpy.greater", 2, symbol=">")
+ge = _define("ge", "numpy.greater_equal", 2, symbol=">=")
+and_ = _define("and_", "numpy.bitwise_and", 2, symbol="&", public="and_", commutative=True)
+or_ = _define("or_", "numpy.bitwise_or", 2, symbol="|", public="or_", commutative=True)
+xor = _define("xor", "numpy.bitwise_xor", 2, symbol="^", commutative=True)
+invert = _define("invert", "numpy.invert", 1, symbol="~")
+isnan = _define("isnan", "numpy.isnan", 1)
+isinf = _define("isinf", "numpy.isinf", 1)
+isfinite = _define("isfinite", "numpy.isfinite", 1)
 
 # -- selection and broadcasting ----------------------------------------------------------------
 
@@ -261,7 +260,7 @@ def _switch_pushforward(ins, z, ts):
     return switch(c, zero if ta is None else ta, zero if tb is None else tb)
 
 
-_define("switch", _switch_impl, 3, pullback=_switch_pullback, pushforward=_switch_pushforward)
+switch = _define("switch", _switch_impl, 3, pullback=_switch_pullback, pushforward=_switch_pushforward)
 
 
 def _second_impl(a, b):
@@ -274,9 +273,9 @@ def _second_pushforward(ins, z, ts):
     return None if ts[1] is None else second(ins[0], ts[1])
 
 
-_define("second", _second_impl, 2, pullback=lambda ins, z, gz: [None, gz],
+second = _define("second", _second_impl, 2, pullback=lambda ins, z, gz: [None, gz],
         pushforward=_second_pushforward, output_dtype=lambda a, b: b)
-_define("identity", "numpy.copy", 1, pullback=lambda ins, z, gz: [gz],
+tensor_copy = _define("identity", "numpy.copy", 1, pullback=lambda ins, z, gz: [gz],
         pushforward=lambda ins, z, ts: ts[0], public="tensor_copy")
 
 # -- public aliases ------------------------------------------------------------------------------
