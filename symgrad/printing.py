@@ -67,15 +67,46 @@ def pp(var) -> str:
         return "\n".join(pp(v) for v in var)
     if not isinstance(var, Variable):
         raise TypeError(f"pp needs a symbolic variable, got {type(var).__name__}")
-    text: dict[Variable, str] = {}
-    for node in toposort([var]):
-        args = [text.get(i) or _leaf(i) for i in node.inputs]
-        for k, out in enumerate(node.outputs):
-            text[out] = _format_node(node, args, k)
-    return text.get(var) or _leaf(var)
+    # Expand with an explicit stack into a flat list of pieces: linear in the
+    # size of the printed text, whatever the depth of the graph.
+    templates: dict = {}
+    pieces: list[str] = []
+    stack: list = [var]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            pieces.append(item)
+            continue
+        if item.owner is None:
+            pieces.append(_leaf(item))
+            continue
+        key = (item.owner, item.index)
+        template = templates.get(key)
+        if template is None:
+            template = templates[key] = _template(item.owner, item.index)
+        for part in reversed(template):
+            stack.append(part if isinstance(part, str) else item.owner.inputs[part])
+    return "".join(pieces)
+
+
+def _template(node, out_index: int) -> list:
+    """The node's format as text pieces and input positions (ints)."""
+    marks = [f"\x00{k}\x00" for k in range(len(node.inputs))]
+    text = _format_node(node, marks, out_index)
+    parts: list = []
+    for k, chunk in enumerate(text.split("\x00")):
+        if k % 2 == 0:
+            if chunk:
+                parts.append(chunk)
+        else:
+            parts.append(int(chunk))
+    return parts
 
 
 pprint = pp
+
+
+_MAX_INDENT = 60
 
 
 def _ids():
@@ -159,10 +190,11 @@ def dprint(obj, file=None, print_type: bool = True, depth: int = -1) -> str | No
                 continue
             shown.add(key)
             children = key.inputs
+            deep = level >= _MAX_INDENT  # beyond this, stop indenting (deep chains)
             for k in range(len(children) - 1, -1, -1):
                 last = k == len(children) - 1
-                first = prefix_rest + (" └─ " if last else " ├─ ")
-                rest = prefix_rest + ("   " if last else " │ ")
+                first = prefix_rest + ("" if deep else (" └─ " if last else " ├─ "))
+                rest = prefix_rest + ("" if deep else ("   " if last else " │ "))
                 stack.append((children[k], first, rest, level + 1))
     text = "\n".join(lines)
     if file == "str":
