@@ -19,6 +19,8 @@ def _default_dtype(value) -> str:
 
     It never depends on the magnitude (PyTensor makes 3.0 float32 but 0.1 float64).
     """
+    if isinstance(value, np.generic):  # numpy scalars keep their dtype (np.float64 is a float)
+        return normalize_dtype(value.dtype)
     if isinstance(value, bool | np.bool_):
         return "bool"
     if isinstance(value, numbers.Integral):
@@ -88,7 +90,7 @@ def as_tensor_variable(x, name: str | None = None, ndim: int | None = None,
 
         return stack([as_tensor_variable(e) for e in x])
     return constant(x, name=name, ndim=ndim, dtype=dtype,
-                    weak=isinstance(x, _PY_SCALARS))
+                    weak=isinstance(x, _PY_SCALARS) and not isinstance(x, np.generic))
 
 
 as_tensor = as_tensor_variable

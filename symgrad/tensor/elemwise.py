@@ -95,20 +95,24 @@ def _is_weak(var) -> bool:
     return isinstance(var, TensorConstant) and var.weak
 
 
-def _weak_probe(dtype: str):
+_WEAK_VALUES = {"bool": True, "int": 1, "float": 1.0, "complex": 1.0 + 0j}
+
+
+def _weak_probe(dtype: str) -> tuple:
+    # A tag, not the value itself: 1, 1.0 and True are equal as cache keys.
     kind = np.dtype(dtype).kind
-    return {"b": True, "i": 1, "u": 1, "f": 1.0, "c": 1.0 + 0j}[kind]
+    return ("weak", {"b": "bool", "i": "int", "u": "int", "f": "float", "c": "complex"}[kind])
 
 
 @functools.lru_cache(maxsize=4096)
 def _probe_dtype(scalar_op: ScalarOp, probes: tuple) -> str:
     """Ask numpy which dtype this function gives for these input dtypes."""
-    args = [p if not isinstance(p, str) else np.ones((1,), dtype=p) for p in probes]
+    args = [np.ones((1,), dtype=p) if isinstance(p, str) else _WEAK_VALUES[p[1]] for p in probes]
     with np.errstate(all="ignore"):
         try:
             out = scalar_op.numpy_impl(*args)
         except TypeError as exc:
-            kinds = ", ".join(p if isinstance(p, str) else type(p).__name__ for p in probes)
+            kinds = ", ".join(p if isinstance(p, str) else f"Python {p[1]}" for p in probes)
             raise TypeError(f"{scalar_op.name} is not defined for inputs of dtype {kinds}: "
                             f"{exc}") from None
     return normalize_dtype(np.asarray(out).dtype)

@@ -127,8 +127,14 @@ abs = _define("abs", "numpy.absolute", 1, partials=lambda ins, z: [sign(ins[0])]
 sign = _define("sign", "numpy.sign", 1, partials=lambda ins, z: [None])
 sqr = _define("sqr", "numpy.square", 1, partials=lambda ins, z: [_c(2) * ins[0]])
 sqrt = _define("sqrt", "numpy.sqrt", 1, partials=lambda ins, z: [_c(0.5) / z])
-reciprocal = _define("reciprocal", "numpy.reciprocal", 1, partials=lambda ins, z: [-(z * z)],
-        output_dtype=lambda d: d if d not in discrete_dtypes else "float64")
+
+
+def _reciprocal_impl(x):
+    # 1 / x: integers give floats (numpy.reciprocal would truncate 1/2 to 0).
+    return np.true_divide(1, x)
+
+
+reciprocal = _define("reciprocal", _reciprocal_impl, 1, partials=lambda ins, z: [-(z * z)])
 maximum = _define("maximum", "numpy.maximum", 2, commutative=True,
         partials=lambda ins, z: [_like(ge(ins[0], ins[1]), z), _like(lt(ins[0], ins[1]), z)])
 minimum = _define("minimum", "numpy.minimum", 2, commutative=True,
