@@ -174,8 +174,17 @@ class Elemwise(Op):
             raise TypeError(f"{sop.name} takes {sop.nin} inputs, got {len(inputs)}")
         inputs = _as_tensors_with_weak_scalars(inputs)
         ndim = max(i.ndim for i in inputs)
+        given = [i.type.shape for i in inputs]
         inputs = [_pad_to_ndim(i, ndim) for i in inputs]
-        shape = broadcast_static_shapes(sop.name, [i.type.shape for i in inputs])
+        try:
+            shape = broadcast_static_shapes(sop.name, [i.type.shape for i in inputs])
+        except ShapeMismatchError as exc:
+            if all(len(g) == ndim for g in given):
+                raise
+            # name the shapes as given, not as padded with leading 1s
+            raise ShapeMismatchError(
+                f"{sop.name}: shapes {' and '.join(_fmt(g) for g in given)} cannot broadcast "
+                f"({str(exc).rpartition('(')[2]}") from None
         dtype = sop.result_dtype(inputs)
         return Apply(self, inputs, [TensorType(dtype, shape)()])
 
