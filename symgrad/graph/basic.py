@@ -8,11 +8,8 @@ may be consumed by many. Ops are values: two ops with equal parameters
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from typing import Any
-
-_ids = itertools.count()
 
 
 class Type:
@@ -42,7 +39,7 @@ class Type:
 class Variable:
     """A value in a graph: a graph input, or output ``index`` of ``owner``."""
 
-    __slots__ = ("type", "owner", "index", "name", "tag", "auto_name", "__weakref__")
+    __slots__ = ("type", "owner", "index", "name", "_tag", "__weakref__")
 
     def __init__(self, type: Type, owner: Apply | None = None, index: int | None = None,
                  name: str | None = None):
@@ -50,13 +47,24 @@ class Variable:
         self.owner = owner
         self.index = index
         self.name = name
-        self.tag = Tag()
-        self.auto_name = f"_{next(_ids)}"
+        self._tag = None
+
+    @property
+    def tag(self) -> Tag:
+        """Free-form annotations (created on first use: most variables never need one)."""
+        if self._tag is None:
+            self._tag = Tag()
+        return self._tag
+
+    @tag.setter
+    def tag(self, value: Tag) -> None:
+        self._tag = value
 
     def clone(self) -> Variable:
         """A new Variable of the same type and name, with no owner."""
         new = type(self)(self.type, None, None, self.name)
-        new.tag = self.tag.copy()
+        if self._tag is not None:
+            new._tag = self._tag.copy()
         return new
 
     def get_parents(self) -> list[Apply]:

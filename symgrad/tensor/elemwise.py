@@ -68,6 +68,10 @@ class ScalarOp:
     def __repr__(self):
         return self.name
 
+    def __reduce__(self):
+        # Records hold lambdas; pickle them by name and look them up again.
+        return (scalar_op_by_name, (self.name,))
+
     @functools.cached_property
     def numpy_impl(self) -> Callable:
         if callable(self.impl):
@@ -84,6 +88,14 @@ class ScalarOp:
 
 
 SCALAR_OPS: dict[str, ScalarOp] = {}
+
+
+def scalar_op_by_name(name: str) -> ScalarOp:
+    if name not in SCALAR_OPS and name.startswith("cast{"):
+        return cast_scalar_op(name[5:-1])
+    if name not in SCALAR_OPS:
+        import symgrad.tensor  # noqa: F401  (registers the standard table)
+    return SCALAR_OPS[name]
 
 
 def register_scalar_op(op: ScalarOp) -> ScalarOp:

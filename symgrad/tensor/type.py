@@ -18,6 +18,7 @@ ALL_DTYPES = (
     "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
     "float16", "float32", "float64", "complex64", "complex128",
 )
+_ALL_DTYPE_SET = frozenset(ALL_DTYPES)
 float_dtypes = ("float16", "float32", "float64")
 complex_dtypes = ("complex64", "complex128")
 int_dtypes = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
@@ -28,6 +29,8 @@ continuous_dtypes = float_dtypes + complex_dtypes
 def normalize_dtype(dtype) -> str:
     if dtype is None or dtype == "floatX":
         return config.floatX
+    if dtype.__class__ is str and dtype in _ALL_DTYPE_SET:
+        return dtype
     try:
         name = np.dtype(dtype).name
     except TypeError as exc:
@@ -38,6 +41,8 @@ def normalize_dtype(dtype) -> str:
 
 
 def _normalize_shape(shape) -> tuple[int | None, ...]:
+    if shape.__class__ is tuple and all(s is None or s.__class__ is int and s >= 0 for s in shape):
+        return shape
     out = []
     for s in shape:
         if s is None:
