@@ -387,7 +387,7 @@ def _batch_plan(old_entries, new_entries, x_batched: bool):
                 entries.append((kind, nv))
         shift = 0
         if x_batched:
-            ar = st.arange(batched_idx.shape[0])
+            ar = st.arange(st.shape_i(batched_idx, 0))
             entries.insert(0, ("a", _ds(ar, (0,) + ("x",) * k_core)))
             shift = 1
 
@@ -598,7 +598,7 @@ class IncSubtensor(_IndexOp):
         entries, _, mapped, target = plan
         if not xb:
             size = next(v for v, o in zip([y, *idx], [old_y, *old_idx]) if is_batched(o, v))
-            x = st.alloc(x, size.shape[0], *[x.shape[k] for k in range(x.ndim)])
+            x = st.alloc(x, st.shape_i(size, 0), *[st.shape_i(x, k) for k in range(x.ndim)])
         m = len(target) - 1
         if yb:
             y = _ds(y, (0,) + ("x",) * (m - old_y.ndim) + tuple(range(1, old_y.ndim + 1)))
@@ -742,6 +742,6 @@ def take(x, indices, axis=None, mode="raise"):
         import symgrad.tensor as st
 
         indices = _index_variable(indices)
-        n = x.shape[axis]
+        n = st.shape_i(x, axis)
         indices = indices % n if mode == "wrap" else st.clip(indices, 0, n - 1)
     return getitem(x, (slice(None),) * axis + (indices,))
