@@ -293,7 +293,7 @@ def repeat(x, repeats, axis=None):
         raise TypeError(f"repeat: repeats must be an integer scalar or vector, got {r} of "
                         f"type {r.type}")
     if r.ndim == 1 and r.type.shape[0] == 1:
-        r = reshape(r, ())
+        r = constant(r.data.reshape(())) if isinstance(r, TensorConstant) else reshape(r, ())
     if r.ndim == 1:
         return Repeat(axis)(x, r)
     r = _strong(r, "int64")
