@@ -101,7 +101,7 @@ class BatchLoop(Op):
         from symgrad.tensor.type import TensorType
 
         core_inputs = [
-            TensorType(i.dtype, (None,) * (i.type.ndim - 1))() if b else i
+            TensorType(i.dtype, i.type.shape[1:])() if b else i
             for i, b in zip(node.inputs, self.batched)
         ]
         core_node = self.core_op.make_node(*core_inputs)
