@@ -34,8 +34,8 @@ def check_batching(build, values, batch=3, seed=0):
     values = [np.asarray(v) for v in values]
     core = [TensorType(v.dtype, (None,) * v.ndim)(f"x{k}") for k, v in enumerate(values)]
     out = build(*core)
-    batched_vals = [np.stack([v + (r.normal(size=v.shape).astype(v.dtype) * 0.1
-                                   if v.dtype.kind == "f" else 0) for _ in range(batch)])
+    batched_vals = [np.stack([v + r.normal(size=v.shape).astype(v.dtype) * 0.1
+                              if v.dtype.kind == "f" else v for _ in range(batch)])
                     for v in values]
     batched = [TensorType(v.dtype, (None,) * v.ndim)(f"xs{k}") for k, v in enumerate(batched_vals)]
     vec = vectorize_graph(out, dict(zip(core, batched)))

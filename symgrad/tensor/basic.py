@@ -89,8 +89,12 @@ def as_tensor_variable(x, name: str | None = None, ndim: int | None = None,
         from symgrad.tensor.shape import stack
 
         return stack([as_tensor_variable(e) for e in x])
-    return constant(x, name=name, ndim=ndim, dtype=dtype,
-                    weak=isinstance(x, _PY_SCALARS) and not isinstance(x, np.generic))
+    weak = isinstance(x, _PY_SCALARS) and not isinstance(x, np.generic)
+    if weak and dtype is None and isinstance(x, float):
+        # A weak constant takes the dtype of what it meets; store every digit of it
+        # (rounding 0.1 to floatX=float32 would change float64 results).
+        dtype = "float64"
+    return constant(x, name=name, ndim=ndim, dtype=dtype, weak=weak)
 
 
 as_tensor = as_tensor_variable

@@ -145,11 +145,18 @@ def _clip_impl(x, lo, hi):
     return np.minimum(np.maximum(x, lo), hi)
 
 
-clip = _define("clip", _clip_impl, 3, partials=lambda ins, z: [
-    _like(and_(ge(ins[0], ins[1]), le(ins[0], ins[2])), z),
-    _like(lt(ins[0], ins[1]), z),
-    _like(gt(ins[0], ins[2]), z),
-])
+def _clip_partials(ins, z):
+    # z = minimum(maximum(x, lo), hi), with maximum's and minimum's tie rules; when lo > hi
+    # the result is hi (numpy), so lo's derivative is zero there.
+    x, lo, hi = ins
+    return [
+        _like(and_(ge(x, lo), le(x, hi)), z),
+        _like(and_(lt(x, lo), le(lo, hi)), z),
+        _like(or_(gt(x, hi), gt(lo, hi)), z),
+    ]
+
+
+clip = _define("clip", _clip_impl, 3, partials=_clip_partials)
 
 
 # -- exponentials and logarithms --------------------------------------------------------------
@@ -272,7 +279,8 @@ switch = _define("switch", _switch_impl, 3, pullback=_switch_pullback, pushforwa
 def _second_impl(a, b):
     a = np.asarray(a)
     b = np.asarray(b)
-    return np.broadcast_to(b, np.broadcast_shapes(a.shape, b.shape))
+    # a fresh, writable array like every elementwise result (broadcast_to gives a read-only view)
+    return np.array(np.broadcast_to(b, np.broadcast_shapes(a.shape, b.shape)))
 
 
 def _second_pushforward(ins, z, ts):

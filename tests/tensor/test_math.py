@@ -47,6 +47,7 @@ DOMAINS = {
     "frac": ((0.15, 0.85), (0, 3), "any"),  # mod's x, away from the jumps
     "mod_y": ((1.5, 2.5), (1, 3), "true"),
     "round": ((-2.4, 2.4), (-3, 3), "any"),  # rounding: avoid the jumps (see sample)
+    "clipx": ((-1.5, 1.5), (-3, 3), "any"),  # clip's x, away from the bounds (see sample)
     "lo": ((-0.6, -0.4), (-1, -1), "none"),  # clip bounds
     "hi": ((0.4, 0.6), (1, 1), "true"),
 }
@@ -70,6 +71,8 @@ def sample(domain, shape, dtype, rng):
     v = rng.uniform(flo, fhi, size=shape)
     if domain == "nonzero":
         v = v * rng.choice([-1.0, 1.0], size=shape)
+    if domain == "clipx":
+        v = rng.choice([-1.2, 0.0, 1.2], size=shape) + rng.uniform(-0.3, 0.3, size=shape)
     if domain == "round":
         # keep a distance from the integers and the half-integers
         v = np.floor(v * 2) / 2 + rng.uniform(0.1, 0.4, size=shape)
@@ -143,7 +146,7 @@ CASES = [
     Case("reciprocal", smath.reciprocal, _reciprocal, ("nonzero",)),
     Case("maximum", smath.maximum, np.maximum, ("real", "real")),
     Case("minimum", smath.minimum, np.minimum, ("real", "real")),
-    Case("clip", smath.clip, _clip, ("real", "lo", "hi")),
+    Case("clip", smath.clip, _clip, ("clipx", "lo", "hi")),
     Case("exp", smath.exp, np.exp, ("real",)),
     Case("exp2", smath.exp2, np.exp2, ("real",)),
     Case("expm1", smath.expm1, np.expm1, ("real",)),
@@ -798,3 +801,35 @@ def test_verify_grad_rejects_a_wrong_rule():
 def test_message_for_undefined_ops_dtype():
     with pytest.raises(TypeError, match=re.escape("and_ is not defined for inputs of dtype")):
         st.and_(st.dvector(), st.dvector())
+
+
+def test_clip_gradient_when_lower_bound_exceeds_upper():
+    """numpy gives hi wherever lo > hi; the derivative follows."""
+    x, lo, hi = st.dvectors("x", "lo", "hi")
+    xv = np.array([0.0, 3.0, -3.0, 0.2])
+    lov = np.array([1.0, 1.0, 1.0, -1.0])
+    hiv = np.array([0.5, 0.5, 0.5, 1.0])
+    out = st.clip(x, lo, hi)
+    np.testing.assert_array_equal(compile_eval([x, lo, hi], out, [xv, lov, hiv]),
+                                  np.clip(xv, lov, hiv))
+    gx, glo, ghi = compile_eval([x, lo, hi], grad(out.sum(), [x, lo, hi]), [xv, lov, hiv])
+    np.testing.assert_array_equal(gx, [0, 0, 0, 1])
+    np.testing.assert_array_equal(glo, [0, 0, 0, 0])
+    np.testing.assert_array_equal(ghi, [1, 1, 1, 0])
+    verify_grad(st.clip, [xv, lov, hiv])
+
+
+def test_python_float_keeps_its_precision_under_float32_floatx():
+    with symgrad.config.change_flags(floatX="float32"):
+        x = st.dvector("x")
+        got = compile_eval([x], x * 0.1, [np.array([1.0, 3.0])])
+        np.testing.assert_array_equal(got, np.array([1.0, 3.0]) * 0.1)
+        assert (st.fvector() * 0.1).dtype == "float32"
+
+
+def test_fill_returns_a_fresh_array():
+    x, y = st.dmatrix("x"), st.dvector("y")
+    yv = np.arange(3.0)
+    got = compile_eval([x, y], st.fill(x, y), [np.ones((2, 3)), yv])
+    assert got.flags.writeable and not np.shares_memory(got, yv)
+    np.testing.assert_array_equal(got, [yv, yv])
