@@ -58,7 +58,7 @@ class Config:
     threads: int = 1
     repeat: int | None = None       # most steady-state samples per system
     budget: float | None = None     # seconds of steady-state samples per system (adaptive)
-    memory: bool = True             # measure peak memory where a case asks for it
+    memory: bool | None = None      # peak memory where a case asks (default: full runs only)
     cold: bool = True               # run the cold-start subprocesses
     systems: list[str] | None = None  # only systems whose name starts with one of these
 
@@ -288,13 +288,15 @@ def setup_system(case: Case, system: System) -> tuple[dict, list | None, Callabl
     return res, outputs, call
 
 
-def plan_samples(call: Callable, first_s: float, cfg: Config) -> tuple[int, int]:
-    """(inner, reps): calls per sample so a sample lasts >= ~1 ms, and how many samples."""
-    est = first_s
-    if first_s < 2.0:
-        t0 = perf()
-        call()
-        est = perf() - t0
+def plan_samples(call: Callable, cfg: Config) -> tuple[int, int, list[float]]:
+    """(inner, reps, samples so far): calls per sample so that a sample lasts >= ~1 ms, and
+    how many samples fit the budget. One warm call calibrates (the first call may have
+    compiled); when that call alone exceeds the time cap it is the only sample."""
+    t0 = perf()
+    call()
+    est = perf() - t0
+    if est > cfg.max_time:
+        return 1, 1, [est]
     inner = 1
     if est < 1e-3:
         inner = min(1000, max(1, math.ceil(1e-3 / max(est, 1e-7))))
@@ -306,7 +308,7 @@ def plan_samples(call: Callable, first_s: float, cfg: Config) -> tuple[int, int]
     reps = min(cfg.max_reps, max(cfg.min_reps, math.ceil(cfg.sample_budget / per_sample)))
     if reps * per_sample > cfg.max_time:
         reps = max(1, math.floor(cfg.max_time / per_sample))
-    return inner, reps
+    return inner, reps, []
 
 
 def take_sample(call: Callable, inner: int) -> float:
@@ -331,14 +333,15 @@ def summarize(res: dict, samples: list[float], inner: int) -> None:
 
 def steady_interleaved(entries: list[tuple[dict, Callable]], cfg: Config) -> None:
     """Time steady-state calls, rotating the order of the systems every round."""
-    plans = []
+    plans, samples = [], []
     for res, call in entries:
         try:
-            plans.append(plan_samples(call, res["first_s"], cfg))
+            inner, reps, done = plan_samples(call, cfg)
         except Exception as exc:  # noqa: BLE001
             res["status"], res["message"] = "failed", f"steady call: {short(exc)}"
-            plans.append((0, 0))
-    samples = [[] for _ in entries]
+            inner, reps, done = 0, 0, []
+        plans.append((inner, reps - len(done)))
+        samples.append(done)
     rounds = max((reps for _, reps in plans), default=0)
     n = len(entries)
     for r in range(rounds):
@@ -491,8 +494,9 @@ def child_main(spec_path: str) -> int:
             res["peak_mem_bytes"], res["mem_method"] = measure_memory(call)
         else:
             try:
-                inner, reps = plan_samples(call, res["first_s"], cfg)
-                summarize(res, [take_sample(call, inner) for _ in range(reps)], inner)
+                inner, reps, done = plan_samples(call, cfg)
+                done += [take_sample(call, inner) for _ in range(reps - len(done))]
+                summarize(res, done, inner)
             except Exception as exc:  # noqa: BLE001
                 res["status"], res["message"] = "failed", f"steady call: {short(exc)}"
             np.savez(spec["out"] + ".npz", *outputs)
@@ -528,7 +532,7 @@ def run_case(workload: str, case: Case, cfg: Config, log=print) -> dict:
     check_all(case, results, outputs)
     steady_interleaved(live, cfg)
     live.clear()
-    if case.memory and cfg.memory:
+    if case.memory and (cfg.memory if cfg.memory is not None else not cfg.quick):
         for res, system in zip(results, systems):
             if res["status"] == "ok":
                 mem, _ = run_isolated(workload, case, system, cfg, "memory")
@@ -729,34 +733,34 @@ def status_text(r: dict) -> str:
 
 def table_rows(case: dict) -> tuple[list[str], list[list[str]]]:
     if case["kind"] == "cold":
-        head = ["system", "status", "import", "build+compile", "first call", "process wall",
-                "(min-max)", "runs", "symgrad/x"]
+        head = ["system", "import", "build+compile", "first call", "process wall",
+                "(min-max)", "runs", "symgrad/x", "status"]
         rows = []
         for r in case["results"]:
             if r["status"] != "ok":
-                rows.append([r["system"], status_text(r)] + ["-"] * 7)
+                rows.append([r["system"]] + ["-"] * 7 + [status_text(r)])
                 continue
-            rows.append([r["system"], status_text(r), fmt_time(r["import_s"]),
+            rows.append([r["system"], fmt_time(r["import_s"]),
                          fmt_time(r["build_s"] + r["compile_s"]), fmt_time(r["first_s"]),
                          fmt_time(r["total_s"]),
                          f"{fmt_time(r['min_s'])}-{fmt_time(r['max_s'])}", str(r["reps"]),
-                         fmt_ratio(r["ratio_first_result"])])
+                         fmt_ratio(r["ratio_first_result"]), status_text(r)])
         return head, rows
-    head = ["system", "status", "build+compile", "first call", "median", "IQR", "reps",
-            "symgrad/x", "1st result symgrad/x", "peak mem"]
+    head = ["system", "build+compile", "first call", "median", "IQR", "reps",
+            "symgrad/x", "1st result symgrad/x", "peak mem", "status"]
     rows = []
     for r in case["results"]:
         if r["status"] != "ok":
-            rows.append([r["system"], status_text(r)] + ["-"] * 8)
+            rows.append([r["system"]] + ["-"] * 8 + [status_text(r)])
             continue
         iqr = "-" if r["q1_s"] is None else f"{fmt_time(r['q1_s'])}-{fmt_time(r['q3_s'])}"
         reps = f"{r['reps']}x{r['inner']}" if r["inner"] and r["inner"] > 1 else str(r["reps"])
         if r.get("isolated"):
             reps += " (subproc)"
-        rows.append([r["system"], status_text(r), fmt_time(r["build_s"] + r["compile_s"]),
+        rows.append([r["system"], fmt_time(r["build_s"] + r["compile_s"]),
                      fmt_time(r["first_s"]), fmt_time(r["median_s"]), iqr, reps,
                      fmt_ratio(r["ratio_median"]), fmt_ratio(r["ratio_first_result"]),
-                     fmt_mem(r["peak_mem_bytes"])])
+                     fmt_mem(r["peak_mem_bytes"]), status_text(r)])
     return head, rows
 
 
@@ -769,12 +773,11 @@ def render_text(data: dict) -> str:
             head, rows = table_rows(case)
             widths = [max(len(head[k]), *(len(row[k]) for row in rows)) if rows else len(head[k])
                       for k in range(len(head))]
-            widths[1] = min(widths[1], 60)
-            lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths)))
+            lines.append("  ".join(h.ljust(w) for h, w in zip(head[:-1], widths)) + "  status")
             for row in rows:
-                cells = [row[0].ljust(widths[0]), row[1][:60].ljust(widths[1])]
-                cells += [c.rjust(w) for c, w in zip(row[2:], widths[2:])]
-                lines.append("  ".join(cells))
+                cells = [row[0].ljust(widths[0])]
+                cells += [c.rjust(w) for c, w in zip(row[1:-1], widths[1:-1])]
+                lines.append("  ".join(cells + [row[-1]]))
     lines += mismatch_lines(data)
     return "\n".join(lines)
 
@@ -867,7 +870,7 @@ def render_markdown(data: dict) -> str:
             lines.append("")
             head, rows = table_rows(case)
             lines.append("| " + " | ".join(head) + " |")
-            lines.append("|" + "|".join(["---"] + ["---"] + ["---:"] * (len(head) - 2)) + "|")
+            lines.append("|" + "|".join(["---"] + ["---:"] * (len(head) - 2) + ["---"]) + "|")
             for row in rows:
                 lines.append("| " + " | ".join(_md_cell(c) for c in row) + " |")
             lines.append("")
@@ -896,7 +899,8 @@ def parse_args(argv):
                    help="render an earlier --json file instead of running")
     p.add_argument("--systems", default=None,
                    help="comma-separated name prefixes of the systems to run (e.g. symgrad,numpy)")
-    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    p.add_argument("--memory", action=argparse.BooleanOptionalAction, default=None,
+                   help="measure peak memory in subprocesses (default: on, off with --quick)")
     p.add_argument("--no-cold", action="store_true", help="skip the cold-start subprocesses")
     p.add_argument("--strict", action="store_true", help="exit 1 on any MISMATCH")
     return p.parse_args(argv)
@@ -913,7 +917,7 @@ def main(argv) -> int:
         data = json.loads(Path(args.from_json).read_text())
     else:
         cfg = Config(quick=args.quick, threads=args.threads, repeat=args.repeat,
-                     budget=args.budget, memory=not args.no_memory, cold=not args.no_cold,
+                     budget=args.budget, memory=args.memory, cold=not args.no_cold,
                      systems=args.systems.split(",") if args.systems else None)
         print(f"bench: {'quick' if cfg.quick else 'full'} run of {', '.join(names)} with "
               f"{cfg.threads} thread(s)", flush=True)
