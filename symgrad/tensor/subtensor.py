@@ -695,7 +695,11 @@ def _inc_or_set(x_indexed, y, set_instead_of_inc, inplace, fname):
         if not set_instead_of_inc and not np.can_cast(y.dtype, x.dtype, "same_kind"):
             raise TypeError(f"{fname}: cannot add y of dtype {y.dtype} into x of dtype {x.dtype} "
                             "(numpy's same_kind rule); cast y first")
-        y = cast(y, x.dtype)
+        if isinstance(y, TensorConstant):
+            with np.errstate(all="ignore"):
+                y = constant(np.asarray(y.data).astype(x.dtype), dtype=x.dtype)
+        else:
+            y = cast(y, x.dtype)
     op = owner.op._inc_op(set_instead_of_inc)
     if inplace:
         op = type(op)(op.idx_list, set_instead_of_inc=set_instead_of_inc, inplace=True)

@@ -458,6 +458,27 @@ def test_jacobian_of_set_subtensor():
     np.testing.assert_allclose(J(a), _numeric_jacobian(f, a), rtol=1e-6, atol=1e-8)
 
 
+def test_forward_jacobian_and_hessian():
+    a = np.array([0.5, 1.5, -0.7])
+    xs = st.tensor("xs", dtype="float64", shape=(3,))  # static size: forward-mode Jacobian
+    expr = st.inc_subtensor(xs[[0, 0]], xs[1:] ** 2) * xs[::-1]
+    J = symgrad.function([xs], jacobian(expr, xs))
+    np.testing.assert_allclose(J(a), _numeric_jacobian(symgrad.function([xs], expr), a),
+                               rtol=1e-6, atol=1e-8)
+    x = st.dvector("x")
+    cost = ((x[[0, 0, 1]] ** 3).sum() + (x[1:] * x[:-1]).sum()
+            + st.set_subtensor(x[2], x[0] * x[1]).prod())
+    H = symgrad.function([x], symgrad.gradient.hessian(cost, x))
+    g = symgrad.function([x], symgrad.grad(cost, x))
+    np.testing.assert_allclose(H(a), _numeric_jacobian(g, a), rtol=1e-6, atol=1e-8)
+
+
+def test_list_of_symbolic_scalars_index():
+    x, i, j = st.dvector("x"), st.lscalar("i"), st.lscalar("j")
+    np.testing.assert_array_equal(evaluate(x[[i, j, i]], [x, i, j], [np.arange(3.0), 2, 0]),
+                                  [2.0, 0.0, 2.0])
+
+
 def test_jacobian_rows_by_batching_an_index():
     """The tutorial recipe: grad(y[i], x) for i = arange(n), vectorized over i."""
     x = st.dvector("x")
