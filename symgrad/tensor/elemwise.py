@@ -211,9 +211,13 @@ class Elemwise(Op):
                 out = impl(*values)
                 return out if out.dtype == dtype else out.astype(dtype)
         else:
+            ndim = node.outputs[0].type.ndim
+
             def run(*values):
                 args = [weak.get(k, values[k]) for k in range(nin)]
                 out = np.asarray(impl(*args))
+                if out.ndim != ndim:  # every array input was a weak scalar
+                    out = out.reshape((1,) * (ndim - out.ndim) + out.shape)
                 return out if out.dtype == dtype else out.astype(dtype)
         return run
 
@@ -259,7 +263,12 @@ class Elemwise(Op):
         if out.dtype in discrete_dtypes:
             return [None]
         if self.scalar_op.pushforward is not None:
-            return [self.scalar_op.pushforward(inputs, out, tangents)]
+            # A rule such as add's returns the tangents' sum, which can be smaller than the
+            # output (x + y with only x's (3, 1) tangent, y of shape (1, 4)).
+            total = self.scalar_op.pushforward(inputs, out, tangents)
+            if total is None or len(inputs) == 1:
+                return [total]
+            return [broadcast_like(total, out)]
         total = None
         for d, t in zip(self._partials(inputs, out), tangents):
             if t is None:

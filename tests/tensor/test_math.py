@@ -567,6 +567,26 @@ def test_verify_grad(case, dtype):
         if dtype == "float32":
             kw = dict(abs_tol=5e-2, rel_tol=5e-2)
         verify_grad(make_fun(case, values), pt, rng=np.random.default_rng(0), **kw)
+        check_derivative_shapes(case, values, static=dtype == "float64")
+
+
+def check_derivative_shapes(case, values, static):
+    """Each input's gradient has the input's shape; the tangent from each single input has
+    the output's shape (verify_grad's inner products would broadcast a wrong shape away)."""
+    wrt_vals = [v for k, v in enumerate(values) if k in case.grad_inputs]
+    xs = symbolic_inputs(wrt_vals, static=static)
+    out = make_fun(case, values)(*xs)
+    want_shape = np.broadcast_shapes(*[np.shape(v) for v in values])
+    gs = grad(out.sum(), xs)
+    tangents = [x.type() for x in xs]
+    rops = [Rop(out, x, t) for x, t in zip(xs, tangents)]
+    got = compile_eval(xs + tangents, gs + rops, wrt_vals + wrt_vals)
+    for g_sym, g, v in zip(gs, got, wrt_vals):
+        assert g.shape == v.shape and g.dtype == v.dtype, (case.name, g.shape, v.shape)
+        check_static_shape(g_sym, g)
+    for r_sym, r in zip(rops, got[len(gs):]):
+        assert r.shape == want_shape and r.dtype == out.dtype, (case.name, r.shape, want_shape)
+        check_static_shape(r_sym, r)
 
 
 @pytest.mark.parametrize("case", CASES3, ids=["add3", "mul3"])
