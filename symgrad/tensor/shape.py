@@ -114,14 +114,18 @@ def _scalar_value(v, depth: int = 0):
         if name in fns:
             r = fns[name](vals)
             return None if r is None else int(r)
-    sub = getattr(op, "static_index_of", None)  # indexing a vector at a constant position
-    if callable(sub) and v.ndim == 0:
-        k = sub(node)
-        if k is not None:
-            vals = _vector_values(node.inputs[0], depth + 1)
-            if vals is not None and -len(vals) <= k < len(vals):
-                return vals[k]
+    if _is_subtensor(op, node) and op.idx_list == ("i",):  # shape(x)[k]
+        k = _scalar_value(node.inputs[1], depth + 1)
+        vals = _vector_values(node.inputs[0], depth + 1)
+        if k is not None and vals is not None and -len(vals) <= k < len(vals):
+            return vals[k]
     return None
+
+
+def _is_subtensor(op, node) -> bool:
+    from symgrad.tensor.subtensor import Subtensor
+
+    return (type(op) is Subtensor and node.inputs[0].ndim == 1 and len(op.idx_list) == 1)
 
 
 def _vector_values(v, depth: int = 0):
@@ -144,6 +148,16 @@ def _vector_values(v, depth: int = 0):
             return [_scalar_value(node.inputs[0], depth + 1)]
         if isinstance(op, Elemwise) and op.scalar_op.name.startswith("cast"):
             return _vector_values(node.inputs[0], depth + 1)
+        if _is_subtensor(op, node) and isinstance(op.idx_list[0], tuple):  # shape(x)[a:b:c]
+            given = iter(node.inputs[1:])
+            bounds = [_scalar_value(next(given), depth + 1) if f else None
+                      for f in op.idx_list[0][1:]]
+            vals = _vector_values(node.inputs[0], depth + 1)
+            if vals is not None and all(b is not None or not f
+                                        for b, f in zip(bounds, op.idx_list[0][1:])):
+                vals = vals[slice(*bounds)]
+                if len(vals) == n:
+                    return vals
     return [None] * n
 
 

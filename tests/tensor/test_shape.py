@@ -278,11 +278,17 @@ def test_shape_not_differentiable():
     np.testing.assert_allclose(t.eval({x: np.ones(4)}), np.full(4, 4.0))
 
 
-@pytest.mark.skipif(not hasattr(st, "getitem"), reason="indexing (subtensor.py) not written yet")
 def test_shape_indexing():
     x = st.dmatrix("x")
     assert x.shape[0].eval({x: np.zeros((4, 2))}) == 4
     np.testing.assert_array_equal(x.shape[1:].eval({x: np.zeros((4, 2))}), [2])
+    # Static lengths are read through indexing of a shape.
+    y = st.tensor("y", shape=(None, 3, 4))
+    assert st.alloc(0.0, y.shape[1], y.shape[-1], y.shape[0]).type.shape == (3, 4, None)
+    assert st.reshape(y, st.concatenate([y.shape[1:], [-1]])).type.shape == (3, 4, None)
+    assert st.zeros(y.shape[::-1]).type.shape == (4, 3, None)
+    out = st.reshape(y, st.concatenate([y.shape[:1], [-1]]))
+    assert out.eval({y: np.zeros((2, 3, 4))}).shape == (2, 12)
 
 
 def test_concatenate_shape():
@@ -415,6 +421,17 @@ def test_eye(args, kwargs):
     check_static_shape(out, got)
 
 
+def test_eye_arange_batched_fall_back_to_loop():
+    n = st.lscalar("n")
+    ns = st.lvector("ns")
+    np.testing.assert_array_equal(vectorize_graph(st.eye(n), {n: ns}).eval({ns: [2, 2]}),
+                                  np.stack([np.eye(2)] * 2))
+    np.testing.assert_array_equal(vectorize_graph(st.arange(n, n + 3), {n: ns}).eval(
+        {ns: [1, 5]}), [[1, 2, 3], [5, 6, 7]])
+    with config.change_flags(floatX="float32"):
+        assert st.eye(2).dtype == "float32"
+
+
 def test_eye_not_differentiable():
     n = st.lscalar("n")
     node = st.eye(n).owner
@@ -465,6 +482,17 @@ def test_squeeze_none_and_runtime_check():
     y = st.dmatrix("y")
     with pytest.raises(ValueError, match="length-1"):
         st.squeeze(y, 0).eval({y: np.zeros((2, 2))})
+
+
+def test_second_order_and_mixed_dtypes():
+    verify_grad(lambda x: st.grad((st.repeat(x, [1, 2, 0]) ** 3).sum(), x),
+                [rng(0).normal(size=3)])
+    verify_grad(lambda x: st.grad((st.tile(x, (2, 2)) ** 3).sum(), x),
+                [rng(0).normal(size=(2, 1))])
+    verify_grad(lambda x: st.concatenate([x, st.constant([1, 2])]) * 2.0,
+                [rng(0).normal(size=3)])
+    verify_grad(lambda x: st.stack([x, st.cast(st.shape_i(x, 0), "float64") * x]),
+                [rng(0).normal(size=3)])
 
 
 def test_alloc_gradient_runtime_broadcast():
