@@ -538,9 +538,11 @@ def _hessian_forward(g, w):
     (col,) = pushforward_graph([g], [w], [t])
     if col is None:
         col = _zeros_like(g)
-    m = w.size if w.type.ndim else None
     if w.type.ndim == 0:
-        return col
+        from symgrad.tensor.basic import constant
+
+        return clone_replace(col, {t: constant(1.0, dtype=w.type.dtype)})
+    m = w.size
     basis = reshape(eye(m, dtype=w.type.dtype), _cat_shape(m, w), ndim=w.type.ndim + 1)
     batched = vectorize_graph(col, {t: basis})  # (m, *w.shape): row k is H e_k
     if batched.type.ndim == col.type.ndim:

@@ -12,9 +12,11 @@ class OpRuntimeError(ValueError):
 
 
 def constant_value(var):
-    """The runtime value of a constant (weak constants as Python scalars)."""
-    if getattr(var, "weak", False):
-        return var.data.reshape(()).item() if var.data.size == 1 else var.data
+    """The runtime value of a constant.
+
+    Always the array: Elemwise thunks substitute Python scalars for weak
+    constants themselves; other ops need the real shape.
+    """
     return var.data
 
 

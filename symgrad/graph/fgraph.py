@@ -101,6 +101,11 @@ class FunctionGraph:
             self._import_node(node)
             for fn in self.listeners:
                 fn("import", node)
+        for var in outputs:
+            if var.owner is None:
+                if var not in self.variables and not isinstance(var, Constant):
+                    raise MissingInputError(_missing_message(var))
+                self._add_variable(var)
 
     def _remove_client(self, var: Variable, client: tuple) -> None:
         """Drop one client; prune nodes nobody uses any more (a loop, not recursion)."""

@@ -269,7 +269,8 @@ def _make_plural(single):
             names = tuple(n.strip() for n in names[0].split(","))
         return [single(n, **kwargs) for n in names]
 
-    plural.__name__ = single.__name__ + "s"
+    name = single.__name__
+    plural.__name__ = name[:-1] + "ces" if name.endswith("matrix") else name + "s"
     plural.__doc__ = f"Several {single.__name__} variables, one per name."
     return plural
 
@@ -281,9 +282,8 @@ def _constructor_table() -> dict:
         for prefix, dtype in PREFIX_DTYPES.items():
             table[prefix + kind] = _make_constructor(kind, dtype)
     for name, fn in list(table.items()):
-        if name.endswith("scalar") or name.endswith(("vector", "matrix", "row", "col")) \
-                or "tensor" in name:
-            table[name + "s"] = _make_plural(fn)
+        plural = name[:-1] + "ces" if name.endswith("matrix") else name + "s"
+        table[plural] = _make_plural(fn)
     return table
 
 
