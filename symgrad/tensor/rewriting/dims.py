@@ -1,0 +1,196 @@
+"""Which dimensions are provably equal: a small symbolic shape analysis.
+
+Each dimension of a tensor is described by a frozenset of *atoms*:
+
+- the empty set: length 1 (a broadcastable dimension);
+- ``{n}`` for a static length n > 1;
+- ``{(var, k)}``: "the runtime length of dimension k of var" for unknown lengths.
+
+Broadcasting dims is the union of their sets (a static length absorbs the
+unknown ones: they must equal it or be 1 at run time). Two dims with equal
+sets are equal at run time, so ``fill(a, b) -> b`` is safe when the dims of b
+equal the dims of the fill. The facts stay true while the graph is rewritten
+(rewrites keep values), so results are memoised per variable.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Dims", "dims_of", "same_dims", "bcast_dims", "DIMS_RULES"]
+
+_ONE = frozenset()
+
+
+def _simplify(atoms: frozenset) -> frozenset:
+    static = [a for a in atoms if isinstance(a, int)]
+    if static:
+        return frozenset(static[:1]) if len(set(static)) == 1 else frozenset(static)
+    return atoms
+
+
+def bcast_dims(dims_list):
+    """The dims of the broadcast of several dims tuples of equal length."""
+    if len(dims_list) == 1:
+        return dims_list[0]
+    out = []
+    for ds in zip(*dims_list):
+        first = ds[0]
+        if all(d == first for d in ds):
+            out.append(first)
+        else:
+            out.append(_simplify(frozenset().union(*ds)))
+    return tuple(out)
+
+
+def _static_dims(var):
+    out = []
+    for k, s in enumerate(var.type.shape):
+        if s == 1:
+            out.append(_ONE)
+        elif s is not None:
+            out.append(frozenset((int(s),)))
+        else:
+            out.append(frozenset(((var, k),)))
+    return tuple(out)
+
+
+def _elemwise_rule(node, in_dims):
+    d = bcast_dims(in_dims)
+    return [d] * len(node.outputs)
+
+
+def _dimshuffle_rule(node, in_dims):
+    (d,) = in_dims
+    return [tuple(_ONE if k == "x" else d[k] for k in node.op.new_order)]
+
+
+def _passthrough_rule(node, in_dims):
+    return [in_dims[0]]
+
+
+DIMS_RULES: dict = {}  # op class -> rule(node, input_dims) -> [dims per output] (or None)
+
+
+def _rules():
+    if not DIMS_RULES:
+        from symgrad.tensor.elemwise import DimShuffle, Elemwise
+
+        DIMS_RULES[Elemwise] = _elemwise_rule
+        DIMS_RULES[DimShuffle] = _dimshuffle_rule
+        try:
+            from symgrad.tensor.fusion import FusedElemwise
+
+            DIMS_RULES[FusedElemwise] = _fused_rule
+        except ImportError:  # pragma: no cover
+            pass
+        try:
+            from symgrad.tensor.shape import SpecifyShape
+
+            DIMS_RULES[SpecifyShape] = _specify_rule
+        except ImportError:  # pragma: no cover
+            pass
+    return DIMS_RULES
+
+
+def _fused_rule(node, in_dims):
+    deps = node.op.output_dependencies()
+    out = []
+    for o, dep in zip(node.outputs, deps):
+        if not dep:
+            out.append(_static_dims(o))
+        else:
+            out.append(bcast_dims([in_dims[i] for i in dep]))
+    return out
+
+
+def _specify_rule(node, in_dims):
+    return [tuple(_ONE if s == 1 else frozenset((s,)) if s is not None else d
+                  for s, d in zip(node.outputs[0].type.shape, in_dims[0]))]
+
+
+class Dims:
+    """The memoised analysis for one graph (cheap to create)."""
+
+    def __init__(self):
+        self.memo: dict = {}
+        self.rules = _rules()
+
+    def __call__(self, var):
+        memo = self.memo
+        got = memo.get(var)
+        if got is not None:
+            return got
+        if not hasattr(var.type, "shape"):
+            return None
+        stack = [var]
+        while stack:
+            v = stack[-1]
+            if v in memo:
+                stack.pop()
+                continue
+            node = v.owner
+            rule = None if node is None else self._rule(node.op)
+            if rule is None:
+                memo[v] = _static_dims(v)
+                stack.pop()
+                continue
+            missing = [i for i in node.inputs if i not in memo and hasattr(i.type, "shape")]
+            if missing:
+                stack.extend(missing)
+                continue
+            stack.pop()
+            try:
+                outs = rule(node, [memo.get(i) for i in node.inputs])
+            except Exception:
+                outs = None
+            for o, d in zip(node.outputs, outs or [None] * len(node.outputs)):
+                if not hasattr(o.type, "shape"):
+                    continue
+                if d is None or len(d) != o.type.ndim:
+                    d = _static_dims(o)
+                else:
+                    d = _refine(d, o)
+                memo[o] = d
+        return memo[var]
+
+    def _rule(self, op):
+        for cls in type(op).__mro__:
+            r = self.rules.get(cls)
+            if r is not None:
+                return r
+        return None
+
+    def alias(self, old, new):
+        """``new`` replaced ``old``: it has the same dims."""
+        if new not in self.memo and old in self.memo:
+            self.memo[new] = self.memo[old]
+
+
+def _refine(dims, var):
+    """Static facts of the output override the rule's sets."""
+    out = []
+    for d, s in zip(dims, var.type.shape):
+        if s == 1:
+            out.append(_ONE)
+        elif s is not None:
+            out.append(frozenset((int(s),)))
+        else:
+            out.append(d)
+    return tuple(out)
+
+
+def dims_of(context, var):
+    """The dims of ``var`` using the analysis cached on the rewrite ``context`` (or fresh)."""
+    if context is None:
+        return Dims()(var)
+    d = context.cache.get("dims")
+    if d is None:
+        d = context.cache["dims"] = Dims()
+    return d(var)
+
+
+def same_dims(a, b, analysis=None) -> bool:
+    """True when ``a`` and ``b`` provably have the same runtime shape."""
+    if a.type.ndim != b.type.ndim:
+        return False
+    an = analysis or Dims()
+    return an(a) == an(b)

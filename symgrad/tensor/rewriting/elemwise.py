@@ -1,0 +1,92 @@
+"""Rewrites of broadcasting and layout: fill/second removal, DimShuffle merging."""
+
+from __future__ import annotations
+
+import symgrad.tensor.math as sm
+from symgrad.rewrite.basic import node_rewriter
+from symgrad.tensor.elemwise import DimShuffle, Elemwise
+from symgrad.tensor.rewriting.basic import elemwise_name, get_dims, single_client
+from symgrad.tensor.rewriting.dims import bcast_dims
+
+
+@node_rewriter([sm.second], sets=("canonicalize",))
+def local_fill_remove(fgraph, node):
+    """fill(a, b) -> b when b already has the fill's shape."""
+    a, b = node.inputs
+    out = node.outputs[0]
+    if b.dtype != out.dtype or b.ndim != out.ndim:
+        return None
+    dims = get_dims(fgraph)
+    if dims(b) == dims(out):
+        return [b]
+    return None
+
+
+@node_rewriter([Elemwise], sets=("canonicalize",))
+def local_fill_sink(fgraph, node):
+    """E(fill(a, b), c) -> E(b, c) when the other inputs imply the shape,
+    else fill(a, E(b, c)) (fills move to the top, where they often vanish)."""
+    sop = node.op.scalar_op
+    if sop.name == "second" or len(node.outputs) != 1:
+        return None
+    fills = [k for k, i in enumerate(node.inputs) if elemwise_name(i) == "second"]
+    if not fills:
+        return None
+    out = node.outputs[0]
+    dims = get_dims(fgraph)
+    target = dims(out)
+    for k in fills:
+        f = node.inputs[k]
+        a, b = f.owner.inputs
+        new_inputs = list(node.inputs)
+        new_inputs[k] = b
+        new_dims = bcast_dims([dims(i) for i in new_inputs])
+        if new_dims == target:
+            return [Elemwise(sop)(*new_inputs)]
+        if single_client(fgraph, f):
+            return [sm.second(a, Elemwise(sop)(*new_inputs))]
+    return None
+
+
+@node_rewriter([DimShuffle], sets=("canonicalize",))
+def local_dimshuffle_noop(fgraph, node):
+    """A DimShuffle that changes nothing is its input."""
+    op = node.op
+    if op.new_order == tuple(range(op.input_ndim)):
+        return [node.inputs[0]]
+    return None
+
+
+@node_rewriter([DimShuffle], sets=("canonicalize",))
+def local_dimshuffle_merge(fgraph, node):
+    """DimShuffle(DimShuffle(x)) -> one DimShuffle (transposes of transposes cancel)."""
+    (v,) = node.inputs
+    inner = v.owner
+    if inner is None or not isinstance(inner.op, DimShuffle):
+        return None
+    order = tuple("x" if d == "x" else inner.op.new_order[d] for d in node.op.new_order)
+    x = inner.inputs[0]
+    if order == tuple(range(x.ndim)):
+        return [x]
+    return [DimShuffle(x.ndim, order)(x)]
+
+
+@node_rewriter([DimShuffle], sets=("canonicalize",))
+def local_dimshuffle_lift(fgraph, node):
+    """DimShuffle(E(a, b)) -> E(DimShuffle(a), DimShuffle(b)) when E is used only here,
+    so layout changes sink to the inputs and elementwise chains stay fusable."""
+    (v,) = node.inputs
+    inner = v.owner
+    if inner is None or type(inner.op) is not Elemwise or not single_client(fgraph, v):
+        return None
+    if inner.op.scalar_op.name == "second":
+        return None
+    op = node.op
+    kept = [d for d in op.new_order if d != "x"]
+    if kept != sorted(kept):
+        return None  # a transpose: keep elementwise work on the original layout
+    try:
+        new_inputs = [DimShuffle(i.ndim, op.new_order)(i) for i in inner.inputs]
+    except ValueError:
+        return None
+    return [Elemwise(inner.op.scalar_op)(*new_inputs)]
