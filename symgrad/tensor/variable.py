@@ -262,6 +262,32 @@ class TensorVariable(_TensorMethods, Variable):
 
     __slots__ = ()
 
+    def __repr__(self):
+        if self.name is not None or self.owner is None:
+            return Variable.__repr__(self)
+        if _small_graph(self, 40):
+            from symgrad.printing import pp
+
+            text = pp(self)
+            if len(text) <= 80:
+                return text
+        return f"<output of {self.owner.op}: {self.type}>"
+
+
+def _small_graph(var, limit: int) -> bool:
+    """True when ``var`` has at most ``limit`` ancestor nodes (a bounded walk)."""
+    seen = set()
+    stack = [var]
+    while stack:
+        v = stack.pop()
+        if v.owner is None or v.owner in seen:
+            continue
+        seen.add(v.owner)
+        if len(seen) > limit:
+            return False
+        stack.extend(v.owner.inputs)
+    return True
+
 
 class TensorConstant(_TensorMethods, Constant):
     """A tensor with a fixed value.
