@@ -1,5 +1,26 @@
-"""Symbolic loops: scan, map, reduce, foldl, foldr (being written)."""
+"""Symbolic loops: scan, map, reduce, foldl, foldr, until.
 
-from symgrad.scan.basic import foldl, foldr, map, reduce, scan, until
+``symgrad.scan`` (the top-level name) is the :func:`scan` function; it also carries
+``map``, ``reduce``, ``foldl``, ``foldr`` and ``until`` as attributes, so both
+``symgrad.scan.until(...)`` and ``from symgrad.scan import until`` work.
+"""
 
-__all__ = ["scan", "map", "reduce", "foldl", "foldr", "until"]
+from symgrad.scan.basic import (
+    ScanError,
+    ScanGradientError,
+    ScanUpdates,
+    foldl,
+    foldr,
+    map,
+    reduce,
+    scan,
+    until,
+)
+from symgrad.scan.op import Scan, ScanInfo
+
+for _name in ("map", "reduce", "foldl", "foldr", "until", "ScanError", "ScanGradientError"):
+    setattr(scan, _name, globals()[_name])
+del _name
+
+__all__ = ["scan", "map", "reduce", "foldl", "foldr", "until", "Scan", "ScanInfo", "ScanError",
+           "ScanGradientError", "ScanUpdates"]
