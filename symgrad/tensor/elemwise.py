@@ -361,6 +361,9 @@ class SumTo(Op):
     def make_node(self, x, shape):
         x = as_tensor_variable(x)
         shape = as_tensor_variable(shape)
+        if shape.ndim != 1 or shape.type.shape[0] is None:
+            raise TypeError(f"SumTo: the target shape needs a static length (a vector such as "
+                            f"x.shape), got {shape} of type {shape.type}")
         ndim = int(shape.type.shape[0])
         if ndim != x.ndim:
             raise ValueError(f"SumTo: x has {x.ndim} dims, target shape has {ndim}")
@@ -390,10 +393,13 @@ class SumTo(Op):
         return [None if t is None else self(t, inputs[1])]
 
     def vectorize_node(self, node, x, shape):
+        from symgrad.graph.vectorize import is_batched
         from symgrad.tensor.shape import concatenate_shape
 
-        if shape.ndim == 2:
-            return [self(x, concatenate_shape([x.shape[:1], shape[0]]))]
+        if is_batched(node.inputs[1], shape):
+            shape = shape[0]  # a batch of target shapes: the rows of one batch share it
+        if not is_batched(node.inputs[0], x):
+            return [self(x, shape)]  # only the target was batched: the result is the same
         return [self(x, concatenate_shape([x.shape[:1], shape]))]
 
 
