@@ -278,6 +278,10 @@ switch = _define("switch", _switch_impl, 3, pullback=_switch_pullback, pushforwa
 
 def _second_impl(a, b):
     a = np.asarray(a)
+    if isinstance(b, bool | int | float | complex):
+        # a Python number (weak constant) takes a's dtype as in a + b (numpy 2's rules):
+        # fill(float32 x, 2.5) is float32
+        b = np.asarray(b, dtype=np.result_type(a, b))
     b = np.asarray(b)
     # a fresh, writable array like every elementwise result (broadcast_to gives a read-only view)
     return np.array(np.broadcast_to(b, np.broadcast_shapes(a.shape, b.shape)))
@@ -288,7 +292,7 @@ def _second_pushforward(ins, z, ts):
 
 
 second = _define("second", _second_impl, 2, pullback=lambda ins, z, gz: [None, gz],
-        pushforward=_second_pushforward, output_dtype=lambda a, b: b)
+        pushforward=_second_pushforward)
 tensor_copy = _define("identity", "numpy.copy", 1, pullback=lambda ins, z, gz: [gz],
         pushforward=lambda ins, z, ts: ts[0], public="tensor_copy")
 

@@ -126,6 +126,9 @@ def _clip(x, lo, hi):
 
 
 def _second(a, b):
+    # b's values in the shape of a + b, b's dtype; a Python number takes a's dtype as in a + b
+    if isinstance(b, bool | int | float):
+        b = np.asarray(b, dtype=np.result_type(a, b))
     return np.broadcast_to(b, np.broadcast_shapes(np.shape(a), np.shape(b)))
 
 
@@ -374,6 +377,9 @@ def test_python_scalar_examples():
     assert st.maximum(st.fvector(), 0).dtype == "float32"
     assert st.switch(st.bvector() > 0, st.fvector(), 0.0).dtype == "float32"
     assert st.clip(st.fvector(), 0, 1.5).dtype == "float32"
+    assert st.fill(st.fvector(), 1.5).dtype == "float32"
+    assert st.fill(st.ivector(), 2).dtype == "int32"
+    assert st.fill(st.ivector(), 1.5).dtype == "float64"
     # numpy arrays are not weak: they upcast like numpy arrays do
     assert (st.fvector() * np.float64(2.5)).dtype == "float64"
     assert (st.fvector() * np.ones(3)).dtype == "float64"
