@@ -164,32 +164,42 @@ class Shift(Op):
         return [with_props(self, axis=self.axis + 1)(x)]
 
 
-def _recurrence_sequential(A, B, axis):
-    n = A.shape[axis]
-    lead = (slice(None),) * axis
-    for i in range(1, n):
-        B[lead + (i,)] += A[lead + (i,)] * B[lead + (i - 1,)]
-    return B
+def _blocked_scan(a, b, axis):
+    """y[i] = a[i] * y[i-1] + b[i] (y[-1] = 0) along ``axis``, exactly (no division).
 
-
-def _recurrence_doubling(A, B, axis):
-    """Hillis-Steele scan of the affine maps y -> A y + B: log2(n) vectorised steps."""
-    n = A.shape[axis]
-    lead = (slice(None),) * axis
-    d = 1
-    while d < n:
-        hi = lead + (slice(d, None),)
-        lo = lead + (slice(0, n - d),)
-        b_lo = B[lo]
-        term = A[hi] * b_lo
-        np.copyto(term, 0, where=(b_lo == 0))  # 0 contribution even if the coefficient overflowed
-        newB = B.copy()
-        newB[hi] += term
-        newA = A.copy()
-        newA[hi] = A[hi] * A[lo]
-        A, B = newA, newB
-        d *= 2
-    return B
+    The axis is cut into ~sqrt(n) blocks of ~sqrt(n): a sequential pass inside all
+    blocks at once, a sequential pass over the block ends, then one vectorised fix-up,
+    so about 2 sqrt(n) small numpy steps instead of n.
+    """
+    n = a.shape[axis]
+    if n == 0:
+        return np.array(b)
+    A = np.moveaxis(a, axis, -1)
+    B = np.moveaxis(b, axis, -1)
+    lead = A.shape[:-1]
+    bs = int(np.ceil(np.sqrt(n)))
+    nb = -(-n // bs)
+    pad = nb * bs - n
+    if pad:
+        A = np.concatenate([A, np.ones(lead + (pad,), A.dtype)], axis=-1)
+        B = np.concatenate([B, np.zeros(lead + (pad,), B.dtype)], axis=-1)
+    A = np.ascontiguousarray(A).reshape(lead + (nb, bs))
+    Y = np.array(B).reshape(lead + (nb, bs))
+    P = A.copy()  # running product of a inside each block
+    for i in range(1, bs):
+        Y[..., i] += A[..., i] * Y[..., i - 1]
+        P[..., i] *= P[..., i - 1]
+    if nb > 1:
+        ends = Y[..., -1].copy()
+        p_end = P[..., -1]
+        for k in range(1, nb):
+            ends[..., k] += p_end[..., k] * ends[..., k - 1]
+        prev = ends[..., :-1, None]
+        term = P[..., 1:, :] * prev
+        np.copyto(term, 0, where=(prev == 0))  # exact 0 even where a running product overflowed
+        Y[..., 1:, :] += term
+    Y = Y.reshape(lead + (nb * bs,))[..., :n]
+    return np.moveaxis(Y, -1, axis)
 
 
 class LinearRecurrence(Op):
@@ -221,11 +231,7 @@ class LinearRecurrence(Op):
             a, b = np.broadcast_arrays(np.asarray(a, dtype=dtype), np.asarray(b, dtype=dtype))
             if reverse:
                 a, b = np.flip(a, axis), np.flip(b, axis)
-            A, B = np.array(a), np.array(b)
-            if A.shape[axis] <= 32:
-                out = _recurrence_sequential(A, B, axis)
-            else:
-                out = _recurrence_doubling(A, B, axis)
+            out = _blocked_scan(a, b, axis)
             return np.flip(out, axis) if reverse else out
         return run
 
