@@ -112,6 +112,9 @@ class CumOp(Op):
     def vectorize_node(self, node, x):
         return [with_props(self, axis=self.axis + 1)(x)]
 
+    def infer_shape(self, node, input_shapes):
+        return [input_shapes[0]]
+
 
 class Shift(Op):
     """``out[i] = x[i - offset]`` along ``axis``; positions with no source get ``fill``."""
@@ -162,6 +165,9 @@ class Shift(Op):
 
     def vectorize_node(self, node, x):
         return [with_props(self, axis=self.axis + 1)(x)]
+
+    def infer_shape(self, node, input_shapes):
+        return [input_shapes[0]]
 
 
 def _blocked_scan(a, b, axis):

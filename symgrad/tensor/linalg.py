@@ -113,6 +113,10 @@ class Dot(Op):
     def perform(self, node, inputs, output_storage):
         output_storage[0][0] = self.make_thunk_function(node)(*inputs)
 
+    def infer_shape(self, node, input_shapes):
+        sa, sb = input_shapes
+        return [list(sa[:-1]) + list(sb[1:])]
+
     def pullback(self, inputs, outputs, output_grads):
         (a, b), (g,) = inputs, output_grads
         if g is None:
@@ -331,6 +335,11 @@ class TensorDot(Op):
     def pushforward(self, inputs, outputs, tangents):
         (a, b), (ta, tb) = inputs, tangents
         return [_add(None if ta is None else self(ta, b), None if tb is None else self(a, tb))]
+
+    def infer_shape(self, node, input_shapes):
+        sa, sb = input_shapes
+        return [[s for k, s in enumerate(sa) if k not in self.axes_a]
+                + [s for k, s in enumerate(sb) if k not in self.axes_b]]
 
     def vectorize_node(self, node, a, b):
         oa, ob = node.inputs

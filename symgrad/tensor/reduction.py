@@ -195,6 +195,10 @@ class Reduce(Op):
     def vectorize_node(self, node, x):
         return [with_props(self, axis=tuple(a + 1 for a in self.axis))(x)]
 
+    def infer_shape(self, node, input_shapes):
+        (shape,) = input_shapes
+        return [reduced_static_shape(list(shape), self.axis, self.keepdims)]
+
     def _expand(self, g, x):
         return expand_reduced(g, self.axis, x.ndim, self.keepdims)
 
@@ -484,6 +488,9 @@ class ReducedSize(Op):
 
     def vectorize_node(self, node, x):
         return [ReducedSize(tuple(a + 1 for a in self.axis))(x)]
+
+    def infer_shape(self, node, input_shapes):
+        return [()]
 
 
 def _count(x, axes):

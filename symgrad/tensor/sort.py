@@ -74,6 +74,9 @@ class Sort(_AxisOp):
     def vectorize_node(self, node, x):
         return [with_props(self, axis=self.axis + 1)(x)]
 
+    def infer_shape(self, node, input_shapes):
+        return [input_shapes[0]]
+
 
 class ArgSort(_AxisOp):
     """``np.argsort(x, axis, kind)`` as int64."""
@@ -101,6 +104,9 @@ class ArgSort(_AxisOp):
 
     def vectorize_node(self, node, x):
         return [with_props(self, axis=self.axis + 1)(x)]
+
+    def infer_shape(self, node, input_shapes):
+        return [input_shapes[0]]
 
 
 def _bcast_dim(name, dims):

@@ -49,6 +49,9 @@ class _AxisOp(Op):
     def vectorize_node(self, node, x):
         return [with_props(self, axis=tuple(a + 1 for a in self.axis))(x)]
 
+    def infer_shape(self, node, input_shapes):
+        return [input_shapes[0]]
+
 
 class Softmax(_AxisOp):
     """``exp(x) / sum(exp(x), axis)``, computed as scipy.special.softmax (max subtracted)."""

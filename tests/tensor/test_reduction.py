@@ -504,3 +504,15 @@ def test_cumsum_axis_errors():
     v = st.dvector("v")
     np.testing.assert_allclose(evaluate(st.extra_ops.diff(v), [v], [np.array([1.0, 4.0, 9.0])]),
                                [3.0, 5.0])
+
+
+def test_infer_shape():
+    x = st.dtensor3("x")
+    node = st.sum(x, axis=(0, 2), keepdims=True).owner
+    assert node.op.infer_shape(node, [["a", "b", "c"]]) == [(1, "b", 1)]
+    node = st.max(x, axis=1).owner
+    assert node.op.infer_shape(node, [["a", "b", "c"]]) == [("a", "c")]
+    node = st.cumsum(x, axis=1).owner
+    assert node.op.infer_shape(node, [["a", "b", "c"]]) == [["a", "b", "c"]]
+    node = st.dot(st.dmatrix("a"), st.dvector("v")).owner
+    assert node.op.infer_shape(node, [["n", "m"], ["m"]]) == [["n"]]
