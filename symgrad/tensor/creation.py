@@ -208,7 +208,7 @@ class _RepeatBase(_ThunkOp):
         self.axis = int(axis)
 
     def _check(self, x, repeats):
-        x = as_tensor_variable(x)
+        x = _strong(as_tensor_variable(x))
         repeats = as_tensor_variable(repeats)
         if repeats.dtype not in int_dtypes or repeats.ndim != 1:
             raise TypeError(f"repeat: repeats must be an integer vector, got {repeats} of "

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from symgrad.config import config
 from symgrad.graph.basic import Apply, Op
 from symgrad.graph.vectorize import is_batched
 from symgrad.tensor.basic import as_tensor_variable, constant
@@ -41,9 +42,14 @@ def _fmt(shp) -> str:
 
 
 def _strong(var, dtype=None):
-    """``var`` with weak constants made ordinary (thunks then always get arrays), cast to dtype."""
+    """``var`` with weak constants made ordinary (thunks then always get arrays), cast to dtype.
+
+    A Python float becomes floatX unless ``dtype`` says otherwise (as in PyTensor).
+    """
     if _is_weak(var):
-        return constant(var.data, dtype=dtype or var.dtype)
+        if dtype is None:
+            dtype = config.floatX if var.dtype in ("float32", "float64") else var.dtype
+        return constant(var.data, dtype=dtype)
     if dtype is not None and var.dtype != normalize_dtype(dtype):
         return cast(var, dtype)
     return var
@@ -54,7 +60,8 @@ def _upcast(tensors) -> str:
     strong = [t.dtype for t in tensors if not _is_weak(t)]
     weak = [t for t in tensors if _is_weak(t)]
     if not strong:
-        return normalize_dtype(np.result_type(*[t.dtype for t in weak]))
+        dt = normalize_dtype(np.result_type(*[t.dtype for t in weak]))
+        return config.floatX if dt in ("float32", "float64") else dt  # Python floats: floatX
     dt = np.result_type(*strong)
     order = "biufc"
     for w in weak:
@@ -287,7 +294,7 @@ class Reshape(_ThunkOp):
         self.ndim = int(ndim)
 
     def make_node(self, x, shp):
-        x = as_tensor_variable(x)
+        x = _strong(as_tensor_variable(x))
         shp, n = _as_shape_vector(shp, "reshape")
         if n is not None and n != self.ndim:
             raise ValueError(f"reshape: the new shape has {n} entries but ndim is {self.ndim}")
@@ -554,7 +561,7 @@ class Split(_ThunkOp):
         self.axis = int(axis)
 
     def make_node(self, x, splits):
-        x = as_tensor_variable(x)
+        x = _strong(as_tensor_variable(x))
         splits, n = _as_shape_vector(splits, "split")
         if x.ndim == 0:
             raise ValueError("split: cannot split a zero-dimensional tensor")
@@ -721,7 +728,7 @@ class SpecifyShape(_ThunkOp):
         self.mask = tuple(bool(m) for m in mask)
 
     def make_node(self, x, *dims):
-        x = as_tensor_variable(x)
+        x = _strong(as_tensor_variable(x))
         if len(self.mask) != x.ndim:
             raise ValueError(f"specify_shape: {x} has {x.ndim} dimensions but the specified "
                              f"shape has {len(self.mask)} entries")

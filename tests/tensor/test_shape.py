@@ -361,6 +361,10 @@ def test_full_and_like():
     np.testing.assert_array_equal(st.full_like(x, 2.5).eval({x: v}), np.full_like(v, 2.5))
     np.testing.assert_array_equal(st.ones_like(x, dtype="int64").eval({x: v}),
                                   np.ones((2, 3), "int64"))
+    with config.change_flags(floatX="float32"):  # Python floats are floatX, as in PyTensor
+        assert st.full((2,), 1.5).dtype == "float32"
+        assert st.alloc(0.5, 3).dtype == "float32"
+        assert st.arange(0.0, 3.0).dtype == "float32"
 
 
 @pytest.mark.parametrize("args,kwargs", [
