@@ -261,7 +261,7 @@ class Function:
             r = results[k]
             if not isinstance(r, np.ndarray):
                 r = np.asarray(r)
-            elif not self._borrow[k] and any(r is v for v in values):
+            elif not self._borrow[k] and _aliases_input(r, values):
                 r = r.copy()
             outputs.append(r)
         if self.update_targets:
@@ -291,6 +291,14 @@ class Function:
 
 
 _MISSING = object()
+
+
+def _aliases_input(result: np.ndarray, values) -> bool:
+    """True when ``result`` is, or is a view into, one of the call's input arrays
+    (the caller's data or a shared variable's storage): such outputs are copied."""
+    if result.base is None:
+        return any(result is v for v in values)
+    return any(isinstance(v, np.ndarray) and np.may_share_memory(result, v) for v in values)
 
 
 def _label_name(name, k):

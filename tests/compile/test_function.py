@@ -116,6 +116,13 @@ def test_out_borrow_and_copy_semantics():
     r = f(a)
     r[0] = 99
     assert a[0] == 1.0
+    view = function([x], x[1:])(a)
+    view[0] = 99
+    assert a[1] == 2.0
+    w = shared(np.array([1.0, 2.0]), name="w")
+    wv = function([], w[::-1])()
+    wv[0] = 99
+    assert w.get_value()[1] == 2.0
     g = function([x], Out(x * 2, borrow=True))
     np.testing.assert_allclose(g(a), [2.0, 4.0])
 
