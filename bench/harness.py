@@ -288,15 +288,27 @@ def setup_system(case: Case, system: System) -> tuple[dict, list | None, Callabl
     return res, outputs, call
 
 
-def plan_samples(call: Callable, cfg: Config) -> tuple[int, int, list[float]]:
-    """(inner, reps, samples so far): calls per sample so that a sample lasts >= ~1 ms, and
-    how many samples fit the budget. One warm call calibrates (the first call may have
-    compiled); when that call alone exceeds the time cap it is the only sample."""
+WARM_LIMIT = 0.05  # a warm-up call precedes each sample of calls faster than this
+
+
+@dataclass
+class Plan:
+    inner: int       # calls per sample
+    reps: int        # samples still to take
+    warm: bool       # an untimed call before each sample
+    done: list       # samples already taken (the calibration call, when it is the only one)
+
+
+def plan_samples(call: Callable, cfg: Config) -> Plan:
+    """Calls per sample so that a sample lasts >= ~1 ms, and how many samples fit the budget.
+
+    One warm call calibrates (the first call may have compiled); when that call alone
+    exceeds the time cap it is the only sample."""
     t0 = perf()
     call()
     est = perf() - t0
     if est > cfg.max_time:
-        return 1, 1, [est]
+        return Plan(1, 0, False, [est])
     inner = 1
     if est < 1e-3:
         inner = min(1000, max(1, math.ceil(1e-3 / max(est, 1e-7))))
@@ -304,21 +316,27 @@ def plan_samples(call: Callable, cfg: Config) -> tuple[int, int, list[float]]:
         for _ in range(inner):
             call()
         est = (perf() - t0) / inner
-    per_sample = est * inner
+    warm = est < WARM_LIMIT
+    per_sample = est * (inner + warm)
     reps = min(cfg.max_reps, max(cfg.min_reps, math.ceil(cfg.sample_budget / per_sample)))
     if reps * per_sample > cfg.max_time:
         reps = max(1, math.floor(cfg.max_time / per_sample))
-    return inner, reps, []
+    return Plan(inner, reps, warm, [])
 
 
-def take_sample(call: Callable, inner: int) -> float:
+def take_sample(call: Callable, plan: Plan) -> float:
+    """Seconds per call over `plan.inner` back-to-back calls, after one untimed warm-up call
+    where the plan says so (a system resumed after another one's turn then does not pay for
+    waking its threads and caches)."""
+    if plan.warm:
+        call()
     gc_was = gc.isenabled()
     gc.disable()
     try:
         t0 = perf()
-        for _ in range(inner):
+        for _ in range(plan.inner):
             call()
-        return (perf() - t0) / inner
+        return (perf() - t0) / plan.inner
     finally:
         if gc_was:
             gc.enable()
@@ -333,30 +351,27 @@ def summarize(res: dict, samples: list[float], inner: int) -> None:
 
 def steady_interleaved(entries: list[tuple[dict, Callable]], cfg: Config) -> None:
     """Time steady-state calls, rotating the order of the systems every round."""
-    plans, samples = [], []
+    plans = []
     for res, call in entries:
         try:
-            inner, reps, done = plan_samples(call, cfg)
+            plans.append(plan_samples(call, cfg))
         except Exception as exc:  # noqa: BLE001
             res["status"], res["message"] = "failed", f"steady call: {short(exc)}"
-            inner, reps, done = 0, 0, []
-        plans.append((inner, reps - len(done)))
-        samples.append(done)
-    rounds = max((reps for _, reps in plans), default=0)
+            plans.append(Plan(0, 0, False, []))
     n = len(entries)
-    for r in range(rounds):
+    for r in range(max((p.reps for p in plans), default=0)):
         for k in range(n):
             j = (k + r) % n
-            (res, call), (inner, reps) = entries[j], plans[j]
-            if r >= reps or res["status"] != "ok":
+            (res, call), plan = entries[j], plans[j]
+            if r >= plan.reps or res["status"] != "ok":
                 continue
             try:
-                samples[j].append(take_sample(call, inner))
+                plan.done.append(take_sample(call, plan))
             except Exception as exc:  # noqa: BLE001
                 res["status"], res["message"] = "failed", f"steady call: {short(exc)}"
-    for (res, _), (inner, _), s in zip(entries, plans, samples):
-        if res["status"] == "ok" and s:
-            summarize(res, s, inner)
+    for (res, _), plan in zip(entries, plans):
+        if res["status"] == "ok" and plan.done:
+            summarize(res, plan.done, plan.inner)
 
 
 # -- checks ---------------------------------------------------------------------------------------
@@ -494,9 +509,9 @@ def child_main(spec_path: str) -> int:
             res["peak_mem_bytes"], res["mem_method"] = measure_memory(call)
         else:
             try:
-                inner, reps, done = plan_samples(call, cfg)
-                done += [take_sample(call, inner) for _ in range(reps - len(done))]
-                summarize(res, done, inner)
+                plan = plan_samples(call, cfg)
+                plan.done += [take_sample(call, plan) for _ in range(plan.reps)]
+                summarize(res, plan.done, plan.inner)
             except Exception as exc:  # noqa: BLE001
                 res["status"], res["message"] = "failed", f"steady call: {short(exc)}"
             np.savez(spec["out"] + ".npz", *outputs)
@@ -693,6 +708,7 @@ def environment(cfg: Config) -> dict:
         "symgrad_mode": symgrad_mode, "pytensor_linker": pytensor_linker,
         "threads": cfg.threads, "thread_env": thread_env(),
         "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
+        "loadavg_end": os.getloadavg() if hasattr(os, "getloadavg") else None,
         "git_commit": commit, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
 
@@ -803,6 +819,10 @@ def unsupported_lines(data: dict) -> list[str]:
     return out
 
 
+def _load(avg) -> str:
+    return "?" if not avg else f"{avg[0]:.2f}"
+
+
 def _md_cell(text: str) -> str:
     return text.replace("|", "\\|")
 
@@ -831,6 +851,8 @@ def render_markdown(data: dict) -> str:
         f"PyTensor {v.get('pytensor')} (default linker {env.get('pytensor_linker')}); "
         f"JAX {v.get('jax')} / jaxlib {v.get('jaxlib')} (CPU, x64, jit); "
         f"numba {v.get('numba')} / llvmlite {v.get('llvmlite')}",
+        f"- Load average (1 min) at start / end: {_load(env.get('loadavg_start'))} / "
+        f"{_load(env.get('loadavg_end'))} (other work on the machine inflates times and spreads)",
         f"- Threads: {env['threads']} for every system: "
         + ", ".join(f"`{k}={val}`" for k, val in env["thread_env"].items() if val is not None),
         "",
@@ -922,6 +944,7 @@ def main(argv) -> int:
         print(f"bench: {'quick' if cfg.quick else 'full'} run of {', '.join(names)} with "
               f"{cfg.threads} thread(s)", flush=True)
         t0 = perf()
+        load_start = os.getloadavg() if hasattr(os, "getloadavg") else None
 
         def log(msg):
             print(msg, flush=True)
@@ -932,7 +955,8 @@ def main(argv) -> int:
                 "config_effective": {"min_reps": cfg.min_reps, "max_reps": cfg.max_reps,
                                      "sample_budget": cfg.sample_budget,
                                      "max_time": cfg.max_time},
-                "environment": environment(cfg), "workloads": workloads, "wall_s": perf() - t0}
+                "environment": environment(cfg) | {"loadavg_start": load_start},
+                "workloads": workloads, "wall_s": perf() - t0}
     print(render_text(data))
     env = data["environment"]
     print(f"\nthreads: {env['threads']} ({env['thread_env']}); total {data['wall_s']:.1f} s")
