@@ -221,6 +221,11 @@ def empty_result(system: System, **kw) -> dict:
     return res
 
 
+def absent_result(system: System) -> dict:
+    module = FAMILY_MODULE.get(system.family, system.family)
+    return empty_result(system, status="absent", message=f"{module} not installed")
+
+
 def failure(res: dict, system: System, case: Case, exc: BaseException, stage: str) -> dict:
     if isinstance(exc, BenchTimeout):
         res["status"], res["message"] = "timeout", str(exc)
@@ -531,8 +536,7 @@ def run_case(workload: str, case: Case, cfg: Config, log=print) -> dict:
     systems = [s for s in case.systems if cfg.wants(s.name)]
     for system in systems:
         if not available(system.family):
-            results.append(empty_result(system, status="absent",
-                                        message=f"{FAMILY_MODULE[system.family]} not installed"))
+            results.append(absent_result(system))
             continue
         if system.isolate:
             res, out = run_isolated(workload, case, system, cfg, "run")
@@ -595,8 +599,7 @@ def run_cold(case: ColdCase, cfg: Config, log=print) -> dict:
         if not cfg.wants(name):
             continue
         if not available(family):
-            results.append(empty_result(system, status="absent",
-                                        message=f"{FAMILY_MODULE[family]} not installed"))
+            results.append(absent_result(system))
             continue
         res = empty_result(system)
         walls, inner = [], []
