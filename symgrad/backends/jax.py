@@ -364,7 +364,7 @@ def _register_tensor_ops():
 
     @register(reduction.Reduce)
     def _reduce(op, node):
-        fn = next((f for cls, f in simple.items() if isinstance(op, cls)), None)
+        fn = next((simple[cls] for cls in type(op).__mro__ if cls in simple), None)
         if fn is None:
             raise JAXBackendError(f"the JAX backend has no implementation of {_describe(op)}")
         axis, keepdims = op.axis, op.keepdims
@@ -1074,11 +1074,11 @@ class JAXFunction:
 
     def __call__(self, *values):
         outs = self.jitted(*self._args(values))
-        result = [np.asarray(o) for o in outs]
-        for k in self.program.ragged_outputs:
-            arr, length = outs[k]
-            result[k] = np.asarray(arr)[:int(length)]
-        return result
+        if self.program.ragged_outputs:
+            for k in self.program.ragged_outputs:
+                arr, length = outs[k]
+                outs[k] = np.asarray(arr)[:int(length)]
+        return [np.asarray(o) for o in outs]
 
 
 def compile_fgraph(fgraph, profile=False):
