@@ -262,6 +262,10 @@ class Elemwise(Op):
         out = outputs[0]
         if out.dtype in discrete_dtypes:
             return [None]
+        # integer inputs are disconnected (their pullback is None): no tangent flows from them
+        tangents = [None if i.dtype in discrete_dtypes else t for i, t in zip(inputs, tangents)]
+        if all(t is None for t in tangents):
+            return [None]
         if self.scalar_op.pushforward is not None:
             # A rule such as add's returns the tangents' sum, which can be smaller than the
             # output (x + y with only x's (3, 1) tangent, y of shape (1, 4)).

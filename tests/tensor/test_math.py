@@ -653,6 +653,13 @@ def test_integer_inputs_are_disconnected():
         # the float input still gets its gradient
         g = grad(out.sum(), x)
         assert g.dtype == "float64"
+    # forward mode agrees: no tangent flows from an integer input
+    v = st.lvector("v")
+    for fn in (st.mul, st.add, st.sub, st.maximum, st.true_div, st.arctan2,
+               lambda a, b: st.cast(b, "float64") * a):
+        r = Rop(fn(x, i), i, v)
+        got = compile_eval([x, i, v], r, [np.ones(2), np.array([1, 2]), np.array([5, 5])])
+        np.testing.assert_array_equal(got, np.zeros(2))
     # polygamma's order
     out = st.polygamma(i, x)
     node = out.owner
@@ -724,6 +731,8 @@ def test_rop_lop_dot_product_identity(case):
     u_val = rng.normal(size=np.broadcast_shapes(*[v.shape for v in values]))
     got = compile_eval(xs + vs + [u], [r] + list(lops), wrt_vals + v_vals + [u_val])
     r_val, l_vals = got[0], got[1:]
+    assert r_val.shape == u_val.shape
+    assert all(a.shape == b.shape for a, b in zip(l_vals, v_vals))
     lhs = float(np.sum(r_val * u_val))
     rhs = sum(float(np.sum(a * b)) for a, b in zip(v_vals, l_vals))
     np.testing.assert_allclose(lhs, rhs, rtol=1e-10, atol=1e-12)
