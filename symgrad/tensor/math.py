@@ -156,7 +156,22 @@ def _clip_partials(ins, z):
     ]
 
 
-clip = _define("clip", _clip_impl, 3, partials=_clip_partials)
+_clip3 = _define("clip", _clip_impl, 3, partials=_clip_partials)
+
+
+def clip(x, a_min, a_max):
+    """numpy.clip: ``minimum(maximum(x, a_min), a_max)``; a bound of None is left out."""
+    if a_min is None and a_max is None:
+        return tensor_copy(x)
+    if a_min is None:
+        return minimum(x, a_max)
+    if a_max is None:
+        return maximum(x, a_min)
+    return _clip3(x, a_min, a_max)
+
+
+clip.op = _clip3.op
+clip.scalar_op = _clip3.scalar_op
 
 
 # -- exponentials and logarithms --------------------------------------------------------------

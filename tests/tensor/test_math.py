@@ -854,6 +854,18 @@ def test_clip_gradient_when_lower_bound_exceeds_upper():
     verify_grad(st.clip, [xv, lov, hiv])
 
 
+def test_clip_with_a_missing_bound():
+    x = st.bvector("x")
+    v = np.array([1, 5, -3], "int8")
+    for lo, hi in ((None, 2), (0, None), (None, None), (0, 2)):
+        out = st.clip(x, lo, hi)
+        got = compile_eval([x], out, [v])
+        want = np.clip(v, lo, hi)
+        assert got.dtype == want.dtype == out.dtype
+        np.testing.assert_array_equal(got, want)
+    assert x.clip(None, 2).dtype == "int8"
+
+
 def test_python_float_keeps_its_precision_under_float32_floatx():
     with symgrad.config.change_flags(floatX="float32"):
         x = st.dvector("x")
