@@ -140,6 +140,12 @@ def probe_dtype(kind: str, *dtypes) -> str:
     return _probe(kind, tuple(dtypes))
 
 
+def float_dtype(dtype: str) -> str:
+    """Float and complex dtypes stay; integers and bool become float64 (as scipy's
+    logsumexp/softmax and numpy's mean do)."""
+    return dtype if dtype not in discrete_dtypes else "float64"
+
+
 # -- the reduction ops ----------------------------------------------------------------------------
 
 class Reduce(Op):
@@ -409,12 +415,13 @@ class Argmin(Argmax):
 
 
 class LogSumExp(Reduce):
-    """``log(sum(exp(x)))`` over ``axis``, computed stably; float dtypes as numpy's exp."""
+    """``log(sum(exp(x)))`` over ``axis``, computed stably; integer inputs give float64
+    (as scipy.special.logsumexp)."""
 
     fname = "logsumexp"
 
     def output_dtype(self, x):
-        return probe_dtype("exp", x.dtype)
+        return float_dtype(x.dtype)
 
     def make_thunk_function(self, node):
         axis, keepdims = self.axis, self.keepdims

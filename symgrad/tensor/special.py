@@ -14,7 +14,7 @@ import numpy as np
 
 from symgrad.graph.basic import Apply, Op
 from symgrad.tensor.basic import as_tensor_variable
-from symgrad.tensor.reduction import logsumexp, normalize_axis, probe_dtype, with_props
+from symgrad.tensor.reduction import float_dtype, logsumexp, normalize_axis, with_props
 from symgrad.tensor.reduction import sum as _sum
 from symgrad.tensor.type import TensorType, discrete_dtypes
 
@@ -41,7 +41,7 @@ class _AxisOp(Op):
             if not 0 <= a < x.ndim:
                 raise ValueError(f"{type(self).__name__}: axis {a} is out of range for {x} with "
                                  f"{x.ndim} dimensions")
-        return Apply(self, [x], [TensorType(probe_dtype("exp", x.dtype), x.type.shape)()])
+        return Apply(self, [x], [TensorType(float_dtype(x.dtype), x.type.shape)()])
 
     def perform(self, node, inputs, output_storage):
         output_storage[0][0] = self.make_thunk_function(node)(*inputs)

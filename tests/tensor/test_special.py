@@ -124,3 +124,13 @@ def test_axis_errors():
         special.softmax(x, axis=2)
     with pytest.raises(ValueError, match="axis -3 .*dimension 2"):
         special.log_softmax(x, axis=-3)
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint8", "int64", "bool"])
+def test_discrete_inputs_give_float64(dtype):
+    value = np.array([[0, 1, 1], [1, 0, 1]], dtype=dtype)
+    for fn, ref in [(special.softmax, sps.softmax), (special.log_softmax, sps.log_softmax),
+                    (special.logsumexp, sps.logsumexp)]:
+        out, got = _run(fn, value, axis=-1)
+        assert out.dtype == "float64"
+        np.testing.assert_allclose(got, ref(value.astype("float64"), axis=-1))
