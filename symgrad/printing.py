@@ -8,7 +8,6 @@ from __future__ import annotations
 import sys
 
 from symgrad.graph.basic import Constant, Variable
-from symgrad.graph.traversal import toposort
 
 __all__ = ["pp", "pprint", "dprint", "debugprint"]
 
