@@ -70,6 +70,35 @@ def _n_run(op, full_outputs):
     return full_outputs[info.n_states].shape[0]
 
 
+def _reuse_stored_outputs(op, parts, full, grads):
+    """Read the step outputs that the pullback needs (tanh's derivative uses tanh's
+    value) from the forward loop's outputs instead of computing them again."""
+    from symgrad.graph.traversal import ancestors, clone_replace
+
+    info = op.info
+    present = [g for g in grads if g is not None]
+    if not present:
+        return grads
+    needed = set(ancestors(present))
+    replace = {}
+    for k, out in enumerate(op.inner_state_outputs):
+        if out.owner is not None and out in needed:
+            holder = out.type()
+            offset = 0 if info.reverse else info.spans[k]
+            parts.seqs.append(SeqSpec(full[k], (offset,), info.spans[k], [holder]))
+            replace[out] = holder
+    for j, out in enumerate(op.inner_nitsot_outputs):
+        if out.owner is not None and out in needed and out not in replace:
+            holder = out.type()
+            parts.seqs.append(SeqSpec(full[info.n_states + j], (0,), 0, [holder]))
+            replace[out] = holder
+    if not replace:
+        return grads
+    new = clone_replace(present, replace)
+    it = iter(new)
+    return [None if g is None else next(it) for g in grads]
+
+
 def scan_pullback(op, inputs, outputs, output_grads):
     from symgrad.gradient import backprop
 
@@ -133,6 +162,7 @@ def scan_pullback(op, inputs, outputs, output_grads):
     diff_ns = [v for v, outer in zip(inner_ns, nonseqs) if _is_float(outer)]
     wrt = diff_seq_vars + state_vars + diff_ns
     grads, _ = backprop(bp_outputs, bp_cotangents, wrt)
+    grads = _reuse_stored_outputs(op, parts, full, grads)
     grad_of = dict(zip(wrt, grads))
 
     import symgrad.tensor as st

@@ -11,6 +11,18 @@ def _label(var, what):
     return f"{what} ({var.name!r})" if getattr(var, "name", None) else what
 
 
+def _rows(array, n):
+    """Views of the first ``n`` rows of ``array`` (0-d arrays, not scalars, for a vector)."""
+    if array.ndim > 1:
+        return list(array[:n])
+    return [array[i, ...] for i in range(n)]
+
+
+def _shape(value):
+    shape = getattr(value, "shape", None)
+    return shape if shape is not None else np.shape(value)
+
+
 def make_loop(op, node, inner_fn):
     """A callable ``run(n_steps, *outer_values) -> tuple of outputs`` for ``node``."""
     info = op.info
@@ -71,38 +83,44 @@ def make_loop(op, node, inner_fn):
                 buf[:span] = init[:span]
             buffers.append(buf)
             row_shapes.append(init.shape[1:])
+        # Row views, taken once: indexing a Python list is much cheaper than an array.
+        seq_rows = [_rows(s, steps + e) for s, e in zip(seqs, extents)]
+        reads = [(seq_rows[j], o) for j, o in seq_reads]
+        state_rows = [_rows(buf, len(buf)) for buf in buffers]
+        if reverse:
+            reads += [(state_rows[k], -tap) for k, tap in state_reads]
+            writes = [0] * n_states
+        else:
+            reads += [(state_rows[k], spans[k] + tap) for k, tap in state_reads]
+            writes = list(spans)
         nitsots = [None] * n_nitsot
         n_run = steps
         for r in range(steps):
             t = steps - 1 - r if reverse else r
-            values = [seqs[j][t + o, ...] for j, o in seq_reads]
-            if reverse:
-                values += [buffers[k][t - tap, ...] for k, tap in state_reads]
-            else:
-                values += [buffers[k][spans[k] + t + tap, ...] for k, tap in state_reads]
+            values = [rows[t + d] for rows, d in reads]
             values += nonseqs
             outs = inner_fn(*values)
             for k in range(n_states):
                 value = outs[k]
-                if np.shape(value) != row_shapes[k]:
+                if _shape(value) != row_shapes[k]:
                     raise ScanError(
                         f"{name}: at step {t} the step function returned shape "
                         f"{np.shape(value)} for state {k}, but its initial value has rows of "
                         f"shape {row_shapes[k]}; a recurrent output must keep its shape")
-                buffers[k][t if reverse else spans[k] + t] = value
+                buffers[k][t + writes[k]] = value
             for j in range(n_nitsot):
                 value = outs[n_states + j]
                 store = nitsots[j]
                 if store is None:
                     store = nitsots[j] = np.empty((steps,) + np.shape(value),
                                                   dtype=nitsot_types[j].dtype)
-                elif np.shape(value) != store.shape[1:]:
+                elif _shape(value) != store.shape[1:]:
                     raise ScanError(
                         f"{name}: at step {t} the step function returned shape "
                         f"{np.shape(value)} for output {n_states + j}, but shape "
                         f"{store.shape[1:]} at step 0; every step must return the same shape")
                 store[t] = value
-            if as_while and bool(outs[-1]):
+            if as_while and outs[-1]:
                 n_run = r + 1
                 break
         results = []

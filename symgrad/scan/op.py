@@ -230,7 +230,7 @@ class Scan(Op):
 
     # -- evaluation -----------------------------------------------------------------------------
     def compile_inner(self):
-        """Compile the step function (once per outer compile)."""
+        """Compile the step function (once per outer compile): ``(callable, rewritten fgraph)``."""
         from symgrad.compile.mode import Mode, get_mode
         from symgrad.compile.pipeline import compile_graph
 
@@ -238,13 +238,15 @@ class Scan(Op):
         inner_mode = Mode(mode.base, backend="python") if mode.backend != "python" else mode
         fgraph = FunctionGraph(self.inner_inputs, self.inner_outputs, clone=True)
         n = len(fgraph.inputs)
-        executable, _ = compile_graph(fgraph, inner_mode, n_explicit=n, mutable=[False] * n)
-        return executable
+        return compile_graph(fgraph, inner_mode, n_explicit=n, mutable=[False] * n)
 
     def make_thunk_function(self, node):
         from symgrad.scan.loop import make_loop
 
-        return make_loop(self, node, self.compile_inner())
+        executable, inner_fgraph = self.compile_inner()
+        run = make_loop(self, node, executable)
+        run.inner_fgraph = inner_fgraph  # the rewritten step graph, for inspection
+        return run
 
     def perform(self, node, inputs, output_storage):
         results = self.make_thunk_function(node)(*inputs)
