@@ -209,7 +209,10 @@ class Elemwise(Op):
         if not weak:
             def run(*values):
                 out = impl(*values)
-                return out if out.dtype == dtype else out.astype(dtype)
+                if out.dtype != dtype:
+                    out = out.astype(dtype)
+                # ufuncs give numpy scalars for 0-d inputs; results are always arrays
+                return out if type(out) is np.ndarray else np.asarray(out)
         else:
             ndim = node.outputs[0].type.ndim
 
