@@ -1,22 +1,62 @@
-"""The default backend: run each node's numpy implementation in topological order."""
+"""The default backend: one straight-line Python function per compiled graph.
+
+``compile_fgraph`` writes the source of a function that computes the graph's
+outputs with numpy calls in topological order, ``exec``s it once and returns it:
+
+- elementwise nodes call their numpy ufunc directly (weak constants as Python
+  scalars, so numpy's NEP 50 rules keep float32 float32); fused nodes become a
+  few ufunc calls that write into buffers they reuse (``out=``), and nodes
+  marked in-place write into their dead input's buffer;
+- other ops call the function their ``make_thunk_function`` returned, bound once;
+- constants are bound once, as globals of the generated function;
+- every identifier is generated (``a0``, ``v3``, ``k1``, ``f2``): nothing a user
+  named ever reaches the source;
+- a failure inside the function is caught and the graph re-run node by node on
+  the same inputs to find the failing op, which an :class:`OpRuntimeError` names
+  with its input shapes (the fast path pays nothing for this);
+- the function holds no state between calls, so threads may call it at once;
+- an identical graph (same structure, ops, constants and types) compiled again
+  in the same process reuses the generated code object.
+
+Graphs of more than ``LOOP_THRESHOLD`` nodes (and fused programs of more than
+``PROGRAM_THRESHOLD`` steps) run as a loop over prepared thunks instead, where
+compiling Python source would cost more than it saves.
+"""
 
 from __future__ import annotations
+
+import itertools
+import math
+import sys
+import time
+from collections import OrderedDict
 
 import numpy as np
 
 from symgrad.graph.basic import Constant
+
+__all__ = ["compile_fgraph", "OpRuntimeError", "Profile", "LOOP_THRESHOLD",
+           "PROGRAM_THRESHOLD", "clear_cache"]
+
+LOOP_THRESHOLD = 3000
+PROGRAM_THRESHOLD = 400
+_CACHE_SIZE = 512
+_CODE_CACHE: OrderedDict = OrderedDict()
+_counter = itertools.count()
 
 
 class OpRuntimeError(ValueError):
     """An op failed at run time; the message names the op and its input shapes."""
 
 
-def constant_value(var):
-    """The runtime value of a constant.
+def clear_cache():
+    _CODE_CACHE.clear()
 
-    Always the array: Elemwise thunks substitute Python scalars for weak
-    constants themselves; other ops need the real shape.
-    """
+
+def constant_value(var):
+    """The runtime value of a constant (weak constants as Python scalars)."""
+    if getattr(var, "weak", False):
+        return var.data.reshape(()).item() if var.data.size == 1 else var.data
     return var.data
 
 
@@ -25,19 +65,670 @@ def describe_failure(node, values, exc) -> str:
         arr = np.asarray(v) if not isinstance(v, np.ndarray) else v
         return f"shape {arr.shape} {arr.dtype}"
 
-    parts = ", ".join(f"{i} ({info(v)})" for i, v in zip(node.inputs, values))
-    return f"{node.op} failed on inputs {parts}: {exc}"
+    from symgrad.printing import pp
+
+    def label(var):
+        if var.name is not None:
+            return var.name
+        try:
+            text = pp(var)
+        except Exception:  # pragma: no cover
+            text = str(var)
+        return text if len(text) <= 60 else text[:57] + "..."
+
+    parts = ", ".join(f"{label(i)} ({info(v)})" for i, v in zip(node.inputs, values))
+    return f"{node.op} failed on inputs {parts}: {type(exc).__name__}: {exc}"
 
 
-def compile_fgraph(fgraph):
-    """A callable computing fgraph.outputs from values of fgraph.inputs."""
+# -- profiling ------------------------------------------------------------------------------------
+
+class Profile:
+    """Time spent per node over the calls of a function compiled with ``profile=True``."""
+
+    def __init__(self, nodes):
+        self.nodes = list(nodes)
+        self.times = [0.0] * len(self.nodes)
+        self.calls = 0
+        self.total = 0.0
+
+    def reset(self):
+        self.times = [0.0] * len(self.nodes)
+        self.calls = 0
+        self.total = 0.0
+
+    def rows(self):
+        """(seconds, fraction, op, node text) per node, slowest first."""
+        total = sum(self.times) or 1.0
+        out = []
+        for node, t in zip(self.nodes, self.times):
+            out.append((t, t / total, str(node.op), _node_text(node)))
+        out.sort(key=lambda r: -r[0])
+        return out
+
+    def summary(self, file=None, n: int = 20) -> str:
+        """Print (and return) a table of the ``n`` slowest nodes."""
+        lines = [f"Function profile: {self.calls} calls, {self.total:.6f} s in the compiled "
+                 f"code ({1e6 * self.total / max(self.calls, 1):.1f} us per call)",
+                 f"{'time (s)':>10} {'%':>6} {'per call (us)':>14}  node"]
+        for t, frac, _, text in self.rows()[:n]:
+            per = 1e6 * t / max(self.calls, 1)
+            lines.append(f"{t:10.6f} {100 * frac:6.1f} {per:14.2f}  {text}")
+        if len(self.nodes) > n:
+            lines.append(f"... {len(self.nodes) - n} more nodes")
+        text = "\n".join(lines)
+        print(text, file=file or sys.stdout)
+        return text
+
+    def __repr__(self):
+        return f"<Profile {len(self.nodes)} nodes, {self.calls} calls>"
+
+
+def _node_text(node) -> str:
+    from symgrad.printing import pp
+
+    try:
+        text = " ".join(pp(o) for o in node.outputs)
+    except Exception:  # pragma: no cover
+        text = str(node)
+    return text if len(text) <= 100 else text[:97] + "..."
+
+
+# -- the diagnostic path -----------------------------------------------------------------------------
+
+def _run_node_by_node(fgraph, nodes, inputs):
+    """Evaluate the graph with each op's own thunk; raise OpRuntimeError at the failing node."""
+    values = dict(zip(fgraph.inputs, inputs))
+    for node in nodes:
+        args = []
+        for i in node.inputs:
+            args.append(constant_value(i) if isinstance(i, Constant) else values[i])
+        try:
+            with np.errstate(all="ignore"):
+                result = node.op.make_thunk_function(node)(*args)
+        except Exception as exc:
+            raise OpRuntimeError(describe_failure(node, args, exc)) from exc
+        if len(node.outputs) == 1:
+            values[node.outputs[0]] = result
+        else:
+            values.update(zip(node.outputs, result))
+
+
+def _make_diagnose(fgraph, nodes):
+    def diagnose(exc, inputs):
+        if isinstance(exc, OpRuntimeError):
+            raise exc
+        _run_node_by_node(fgraph, nodes, inputs)
+        raise exc  # not reproduced node by node: report the original error
+    return diagnose
+
+
+# -- planning the generated code ------------------------------------------------------------------
+
+_LITERAL_TYPES = (bool, int, float)
+
+
+def _literal(value):
+    """Python source for a finite Python scalar, or None."""
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if isinstance(value, int):
+        return repr(value) if abs(value) < 2 ** 62 else None
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else None
+    return None
+
+
+class _Emitter:
+    """Builds the source lines and the globals of one generated function."""
+
+    def __init__(self, fgraph, nodes, profile):
+        from symgrad.tensor.rewriting.dims import Dims
+
+        self.fgraph = fgraph
+        self.nodes = nodes
+        self.profile = profile
+        self.lines: list[str] = []
+        self.glb: dict = {"__builtins__": {}, "Exception": Exception}
+        self.names: dict = {}
+        self.const_names: dict = {}
+        self.func_names: dict = {}
+        self.n_local = 0
+        self.dims = Dims()
+        self.indent = 2
+        self.dest_used = False
+        self.fast_sigmoid = False  # exp-based sigmoid (only where overflow warnings are off)
+
+    # names ---------------------------------------------------------------------------
+    def local(self) -> str:
+        self.n_local += 1
+        return f"v{self.n_local}"
+
+    def bind(self, obj, prefix="f") -> str:
+        key = id(obj)
+        name = self.func_names.get(key)
+        if name is None:
+            name = f"{prefix}{len(self.func_names)}"
+            self.func_names[key] = name
+            self.glb[name] = obj
+        return name
+
+    def constant(self, c) -> str:
+        name = self.const_names.get(c)
+        if name is None:
+            name = f"k{len(self.const_names)}"
+            self.const_names[c] = name
+            value = constant_value(c)
+            if not getattr(c, "weak", False) and isinstance(value, np.ndarray) and value.ndim == 0:
+                value = value[()]
+            self.glb[name] = value
+        return name
+
+    def expr(self, var) -> str:
+        if isinstance(var, Constant):
+            if getattr(var, "weak", False) and var.data.size == 1:
+                lit = _literal(var.data.reshape(()).item())
+                if lit is not None:
+                    return lit
+            return self.constant(var)
+        return self.names[var]
+
+    # code -------------------------------------------------------------------------
+    def emit(self, line: str):
+        self.lines.append("    " * self.indent + line)
+
+
+def _ufunc_form(sop):
+    """(ufunc, leading constant args, chained) for a scalar op numpy runs as a ufunc, or None."""
+    name = sop.name
+    if name == "add":
+        return np.add, (), True
+    if name == "mul":
+        return np.multiply, (), True
+    if name == "softplus":
+        return np.logaddexp, (0,), False
+    impl = sop.numpy_impl
+    if isinstance(impl, np.ufunc):
+        return impl, (), False
+    return None
+
+
+def _recipe_sigmoid(em, x, dest, target):
+    """1 / (1 + exp(-x)), in place (exp may overflow to inf: the result is then 0)."""
+    em.dest_used = dest is not None
+    neg, exp, add, rec = (em.bind(u, "u") for u in (np.negative, np.exp, np.add, np.reciprocal))
+    em.emit(f"{target} = {neg}({x}" + (f", out={dest})" if dest else ")"))
+    em.emit(f"{exp}({target}, out={target})")
+    em.emit(f"{add}({target}, 1, out={target})")
+    em.emit(f"{rec}({target}, out={target})")
+
+
+def _recipe_softplus(em, x, dest, target):
+    """max(x, 0) + log1p(exp(-|x|)): numpy's logaddexp(0, x), several times faster."""
+    em.dest_used = dest is not None
+    mx, ab, neg, exp, l1p, add = (em.bind(u, "u") for u in (
+        np.maximum, np.absolute, np.negative, np.exp, np.log1p, np.add))
+    m = em.local()
+    em.emit(f"{m} = {mx}({x}, 0)")
+    em.emit(f"{target} = {ab}({x}" + (f", out={dest})" if dest else ")"))
+    em.emit(f"{neg}({target}, out={target})")
+    em.emit(f"{exp}({target}, out={target})")
+    em.emit(f"{l1p}({target}, out={target})")
+    em.emit(f"{add}({target}, {m}, out={target})")
+
+
+_RECIPES = {"sigmoid": _recipe_sigmoid, "softplus": _recipe_softplus}
+
+# Non-ufunc implementations known to return a fresh array.
+_FRESH_CALLABLES = {"clip", "switch", "identity"}
+
+
+def _probe_of(kind_value):
+    """The dtype probe of one argument: a dtype string (strong) or a Python scalar (weak)."""
+    from symgrad.tensor.elemwise import _weak_probe
+
+    kind, value = kind_value
+    if kind == "weak":
+        return _weak_probe(value)
+    return value
+
+
+def _predict(sop, probes):
+    from symgrad.tensor.elemwise import _probe_dtype
+
+    try:
+        return _probe_dtype(sop, tuple(probes))
+    except Exception:
+        return None
+
+
+class _Arg:
+    """One argument of an elementwise step: its source text, dtype probe, dims and buffer."""
+
+    __slots__ = ("text", "probe", "dims", "ref")
+
+    def __init__(self, text, probe, dims, ref=None):
+        self.text = text
+        self.probe = probe
+        self.dims = dims
+        self.ref = ref
+
+
+def _emit_step(em, sop, args, dtype, ndim, dims, dest, target):
+    """Emit one elementwise op into local ``target``; returns whether the result is fresh.
+
+    ``dest`` is the name of a dead buffer (same dims and dtype) to write into, or None.
+    """
+    form = _ufunc_form(sop)
+    texts = [a.text for a in args]
+    if ndim > 0 and dtype in ("float32", "float64") and len(args) == 1 and args[0].probe == dtype:
+        recipe = _RECIPES.get(sop.name)
+        if recipe is not None and (sop.name != "sigmoid" or em.fast_sigmoid):
+            recipe(em, texts[0], dest, target)
+            return True
+    if form is not None:
+        ufunc, lead, chained = form
+        uname = em.bind(ufunc, "u")
+        lead_txt = [repr(v) for v in lead]
+        if chained and len(args) > 2:
+            from symgrad.tensor.rewriting.dims import bcast_dims
+
+            probe = args[0].probe
+            pdims = args[0].dims
+            partial = []
+            ok = True
+            for a in args[1:]:
+                d = _predict(sop, (probe, a.probe))
+                if d is None:
+                    ok = False
+                    break
+                probe = d
+                pdims = bcast_dims([pdims, a.dims])
+                partial.append((d, pdims))
+            if ok and partial[-1][0] == dtype:
+                if dest is not None and all(d == dtype for d, _ in partial):
+                    em.dest_used = True
+                    em.emit(f"{target} = {uname}({texts[0]}, {texts[1]}, out={dest})")
+                    for t in texts[2:]:
+                        em.emit(f"{uname}({target}, {t}, out={target})")
+                    return True
+                em.emit(f"{target} = {uname}({texts[0]}, {texts[1]})")
+                for (d, pd), t in zip(partial[1:], texts[2:]):
+                    if d == dtype and pd == dims:
+                        em.emit(f"{uname}({target}, {t}, out={target})")
+                    else:
+                        em.emit(f"{target} = {uname}({target}, {t})")
+                return True
+        elif chained and len(args) == 1:
+            em.emit(f"{target} = {texts[0]}")
+            return False
+        predicted = _predict(sop, [a.probe for a in args])
+        if predicted == dtype:
+            call = ", ".join(lead_txt + texts)
+            if dest is not None:
+                em.dest_used = True
+                em.emit(f"{target} = {uname}({call}, out={dest})")
+            else:
+                em.emit(f"{target} = {uname}({call})")
+            return True
+    # generic: the scalar op's own implementation, then the Elemwise cast rule
+    fname = em.bind(sop.numpy_impl, "f")
+    em.emit(f"{target} = {fname}({', '.join(texts)})")
+    predicted = _predict(sop, [a.probe for a in args])
+    if predicted != dtype:
+        aname = em.bind(_asarray_as(dtype), "f")
+        em.emit(f"{target} = {aname}({target})")
+        return ndim > 0
+    return ndim > 0 and sop.name in _FRESH_CALLABLES
+
+
+_AS_CACHE: dict = {}
+
+
+def _asarray_as(dtype):
+    fn = _AS_CACHE.get(dtype)
+    if fn is None:
+        dt = np.dtype(dtype)
+
+        def fn(x, _dt=dt, _asarray=np.asarray):
+            x = _asarray(x)
+            return x if x.dtype == _dt else x.astype(_dt)
+        _AS_CACHE[dtype] = fn
+    return fn
+
+
+def _input_probe(var):
+    if isinstance(var, Constant) and getattr(var, "weak", False):
+        return ("weak", var.type.dtype)
+    return ("strong", var.type.dtype)
+
+
+def _emit_elemwise(em, node):
+    op = node.op
+    out = node.outputs[0]
+    dtype = out.type.dtype
+    ndim = out.type.ndim
+    args = [_Arg(em.expr(i), _probe_of(_input_probe(i)), em.dims(i)) for i in node.inputs]
+    dest = None
+    if op.inplace and ndim > 0:
+        _, k = op.inplace[0]
+        inp = node.inputs[k]
+        form = _ufunc_form(op.scalar_op)
+        if (form is not None and inp.type.dtype == dtype and not isinstance(inp, Constant)
+                and em.dims(inp) == em.dims(out)
+                and _predict(op.scalar_op, [a.probe for a in args]) == dtype
+                and (not form[2] or len(args) <= 2)):
+            dest = em.expr(inp)
+    target = em.local()
+    em.names[out] = target
+    _emit_step(em, op.scalar_op, args, dtype, ndim, em.dims(out), dest, target)
+
+
+CHUNK = 1 << 15          # elements per block in the blocked loop of a fused node
+CHUNK_THRESHOLD = 1 << 17  # outputs at least this large run block by block
+
+
+def _emit_fused(em, node):
+    op = node.op
+    prog = op.program
+    if len(prog.steps) > PROGRAM_THRESHOLD:
+        _emit_generic(em, node)
+        return
+    ndim = max(o.type.ndim for o in node.outputs)
+    plan = _chunk_plan(em, node) if ndim > 0 and len(prog.outputs) == 1 else None
+    if plan is None:
+        texts = _emit_program(em, node, [em.expr(i) for i in node.inputs], None)
+        for o, t in zip(node.outputs, texts):
+            em.names[o] = t
+        return
+    ref, sliced = plan
+    out = node.outputs[0]
+    target = em.local()
+    em.names[out] = target
+    ref_text = em.expr(node.inputs[ref])
+    em.emit(f"if {ref_text}.size < {CHUNK_THRESHOLD}:")
+    em.indent += 1
+    (t,) = _emit_program(em, node, [em.expr(i) for i in node.inputs], None)
+    if t != target:
+        em.emit(f"{target} = {t}")
+    em.indent -= 1
+    em.emit("else:")
+    em.indent += 1
+    if op.inplace:
+        em.emit(f"{target} = {em.expr(node.inputs[op.inplace[0][1]])}")
+    else:
+        empty = em.bind(np.empty, "f")
+        em.emit(f"{target} = {empty}({ref_text}.shape, {out.type.dtype!r})")
+    n0, rows, start, stop = em.local(), em.local(), em.local(), em.local()
+    em.emit(f"{n0} = {target}.shape[0]")
+    em.emit(f"{rows} = max(1, {CHUNK} // max(1, {target}.size // max(1, {n0})))")
+    uses_sigmoid = any(sop.name == "sigmoid" for sop, _, _ in prog.steps)
+    if uses_sigmoid:
+        em.glb.setdefault("max", max)
+        em.glb.setdefault("range", range)
+        es = em.bind(np.errstate, "f")
+        em.emit(f"with {es}(over='ignore'):")
+        em.indent += 1
+    em.glb.setdefault("max", max)
+    em.glb.setdefault("range", range)
+    em.emit(f"for {start} in range(0, {n0}, {rows}):")
+    em.indent += 1
+    em.emit(f"{stop} = {start} + {rows}")
+    chunk_inputs = []
+    for k, i in enumerate(node.inputs):
+        text = em.expr(i)
+        if k in sliced:
+            c = em.local()
+            em.emit(f"{c} = {text}[{start}:{stop}]")
+            text = c
+        chunk_inputs.append(text)
+    em.fast_sigmoid = True
+    try:
+        _emit_program(em, node, chunk_inputs, f"{target}[{start}:{stop}]")
+    finally:
+        em.fast_sigmoid = False
+    em.indent -= 2 + uses_sigmoid
+
+
+def _chunk_plan(em, node):
+    """(reference input, inputs to slice by rows) when the node can run block by block."""
+    out = node.outputs[0]
+    if out.type.dtype not in ("float32", "float64", "complex64", "complex128"):
+        return None
+    od = em.dims(out)
+    if not od:
+        return None
+    ref = None
+    sliced = set()
+    for k, i in enumerate(node.inputs):
+        d = em.dims(i)
+        if isinstance(i, Constant):
+            if d[0]:
+                return None
+            continue
+        if d == od and ref is None:
+            ref = k
+        if d[0] == od[0]:
+            sliced.add(k)
+        elif d[0]:
+            return None  # neither the output's length nor 1 there: cannot tell at compile time
+    if ref is None:
+        return None
+    return ref, sliced
+
+
+def _emit_program(em, node, in_texts, final_dest):
+    """Emit the steps of a fused node over the given input texts; the output texts.
+
+    ``final_dest``: an expression (e.g. an output slice) the single output is written to.
+    """
+    from symgrad.tensor.rewriting.dims import bcast_dims
+
+    op = node.op
+    prog = op.program
+    ndim = max(o.type.ndim for o in node.outputs)
+    in_args = [_Arg(t, _probe_of(_input_probe(i)), em.dims(i), ("i", k))
+               for k, (t, i) in enumerate(zip(in_texts, node.inputs))]
+    inplace_inputs = {k for _, k in op.inplace} if final_dest is None else set()
+    last = prog.last_uses()
+    outputs = set(prog.outputs)
+    results: list[_Arg] = []
+    fresh: list[bool] = []
+    free: list = []  # (name, dims, dtype) of dead buffers
+    one = frozenset()
+    for j, (sop, refs, dtype) in enumerate(prog.steps):
+        args = []
+        for r in refs:
+            kind = r[0]
+            if kind == "i":
+                args.append(in_args[r[1]])
+            elif kind == "s":
+                args.append(results[r[1]])
+            elif kind == "w":
+                lit = _literal(r[1])
+                text = lit if lit is not None else em.bind(r[1], "k")
+                args.append(_Arg(text, _probe_of(("weak", _weak_dtype(r[1]))),
+                                 tuple(one for _ in range(ndim))))
+            else:
+                value = np.asarray(r[1], dtype=r[2])[()]
+                args.append(_Arg(em.bind(value, "k"), r[2], tuple(one for _ in range(ndim))))
+        dims = bcast_dims([a.dims for a in args]) if args else ()
+        # buffers read for the last time here may take the result (ufuncs allow it)
+        for ref in last[j]:
+            if ref[0] == "s" and ref[1] not in outputs and fresh[ref[1]]:
+                res = results[ref[1]]
+                free.append((res.text, res.dims, prog.steps[ref[1]][2]))
+            elif ref[0] == "i" and ref[1] in inplace_inputs:
+                a = in_args[ref[1]]
+                free.append((a.text, a.dims, node.inputs[ref[1]].type.dtype))
+        form = _ufunc_form(sop)
+        dest = None
+        if final_dest is not None and j in outputs:
+            dest = final_dest
+            target = em.local()
+        else:
+            if ndim > 0 and (form is not None or sop.name in _RECIPES):
+                forbidden = {a.text for a in args[2:]} if form is not None and form[2] else set()
+                for n_, (name, fd, fdt) in enumerate(free):
+                    if fd == dims and fdt == dtype and name not in forbidden:
+                        dest = name
+                        del free[n_]
+                        break
+            target = dest if dest is not None else em.local()
+        em.dest_used = False
+        is_fresh = _emit_step(em, sop, args, dtype, ndim, dims, dest, target)
+        if final_dest is not None and j in outputs and not em.dest_used:
+            em.emit(f"{final_dest} = {target}")
+        results.append(_Arg(target, dtype, dims, ("s", j)))
+        fresh.append(is_fresh)
+    return [results[oi].text for oi in prog.outputs]
+
+
+def _weak_dtype(v):
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, int):
+        return "int64"
+    if isinstance(v, complex):
+        return "complex128"
+    return "float64"
+
+
+def _emit_generic(em, node):
+    fname = em.bind(node.op.make_thunk_function(node), "f")
+    args = ", ".join(em.expr(i) for i in node.inputs)
+    if len(node.outputs) == 1:
+        target = em.local()
+        em.names[node.outputs[0]] = target
+        em.emit(f"{target} = {fname}({args})")
+    else:
+        targets = []
+        for o in node.outputs:
+            t = em.local()
+            em.names[o] = t
+            targets.append(t)
+        em.emit(f"{', '.join(targets)}, = {fname}({args})")
+
+
+# -- structural key ------------------------------------------------------------------------------
+
+def _structural_key(fgraph, nodes, profile):
+    refs: dict = {}
+    parts: list = [("profile", bool(profile))]
+    for k, i in enumerate(fgraph.inputs):
+        refs[i] = ("i", k)
+        parts.append(i.type)
+    for n, node in enumerate(nodes):
+        ins = []
+        for i in node.inputs:
+            r = refs.get(i)
+            if r is None:
+                if isinstance(i, Constant):
+                    r = ("c", i.signature())
+                else:
+                    return None
+            ins.append(r)
+        parts.append((node.op, tuple(ins), tuple(o.type for o in node.outputs)))
+        for j, o in enumerate(node.outputs):
+            refs[o] = ("n", n, j)
+    outs = []
+    for o in fgraph.outputs:
+        r = refs.get(o)
+        if r is None:
+            r = ("c", o.signature()) if isinstance(o, Constant) else ("?", id(o))
+        outs.append(r)
+    parts.append(tuple(outs))
+    key = tuple(parts)
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+# -- compiling ------------------------------------------------------------------------------------
+
+def compile_fgraph(fgraph, profile=False):
+    """A callable computing ``fgraph.outputs`` (a list) from values of ``fgraph.inputs``."""
+    nodes = fgraph.toposort()
+    if len(nodes) > LOOP_THRESHOLD:
+        return _compile_loop(fgraph, nodes, profile)
+    from symgrad.tensor.elemwise import Elemwise
+    from symgrad.tensor.fusion import FusedElemwise
+
+    em = _Emitter(fgraph, nodes, profile)
+    params = []
+    for k, i in enumerate(fgraph.inputs):
+        name = f"a{k}"
+        em.names[i] = name
+        params.append(name)
+    prof = Profile(nodes) if profile else None
+    if profile:
+        em.glb["_pc"] = time.perf_counter
+        em.glb["_T"] = prof.times
+        em.emit("_t0 = _pc()")
+        em.emit("_ts = _t0")
+    for n, node in enumerate(nodes):
+        op = node.op
+        if type(op) is Elemwise and len(node.outputs) == 1 and hasattr(
+                node.outputs[0].type, "dtype"):
+            _emit_elemwise(em, node)
+        elif type(op) is FusedElemwise:
+            _emit_fused(em, node)
+        else:
+            _emit_generic(em, node)
+        if profile:
+            em.emit("_t1 = _pc()")
+            em.emit(f"_T[{n}] += _t1 - _t0")
+            em.emit("_t0 = _t1")
+    outs = []
+    copy_name = None
+    for o in fgraph.outputs:
+        if isinstance(o, Constant):
+            if copy_name is None:
+                copy_name = em.bind(np.array, "f")
+            outs.append(f"{copy_name}({em.constant(o)})")
+        else:
+            outs.append(em.names[o])
+    if profile:
+        em.glb["_P"] = prof
+        em.emit("_P.total += _pc() - _ts")
+        em.emit("_P.calls += 1")
+    em.emit(f"return [{', '.join(outs)}]")
+    em.glb["_diagnose"] = _make_diagnose(fgraph, nodes)
+    signature = ", ".join(params)
+    source = (f"def _symgrad_fn({signature}):\n    try:\n" + "\n".join(em.lines)
+              + f"\n    except Exception as _e:\n        _diagnose(_e, ({signature}"
+              + ("," if len(params) == 1 else "") + "))\n        raise\n")
+    key = _structural_key(fgraph, nodes, profile)
+    key = None if key is None else (key, source)
+    code = _CODE_CACHE.get(key) if key is not None else None
+    if code is None:
+        code = compile(source, f"<symgrad-generated-{next(_counter)}>", "exec")
+        if key is not None:
+            _CODE_CACHE[key] = code
+            if len(_CODE_CACHE) > _CACHE_SIZE:
+                _CODE_CACHE.popitem(last=False)
+    else:
+        _CODE_CACHE.move_to_end(key)
+    glb = em.glb
+    exec(code, glb)
+    fn = glb["_symgrad_fn"]
+    fn.source = source
+    fn.cached = code is not None and key is not None
+    if profile:
+        fn.profile = prof
+    return fn
+
+
+def _compile_loop(fgraph, nodes, profile):
+    """The fallback for very large graphs: a loop over prepared thunks."""
     slots: dict = {}
     for k, var in enumerate(fgraph.inputs):
         slots[var] = k
     constants = []
     program = []
     n = len(fgraph.inputs)
-    for node in fgraph.toposort():
+    for node in nodes:
         for i in node.inputs:
             if i not in slots and isinstance(i, Constant):
                 slots[i] = n
@@ -49,32 +740,49 @@ def compile_fgraph(fgraph):
             slots[o] = n
             out_idx.append(n)
             n += 1
-        program.append((node, node.op.make_thunk_function(node), in_idx, out_idx))
+        program.append((node.op.make_thunk_function(node), in_idx,
+                        out_idx[0] if len(out_idx) == 1 else out_idx))
     output_idx = []
     for o in fgraph.outputs:
         if o not in slots:
             slots[o] = n
-            constants.append((n, constant_value(o)))
+            constants.append((n, np.array(constant_value(o))))
             n += 1
         output_idx.append(slots[o])
     size = n
+    diagnose = _make_diagnose(fgraph, nodes)
+    prof = Profile(nodes) if profile else None
+    pc = time.perf_counter
 
     def run(*inputs):
         storage = [None] * size
         storage[: len(inputs)] = inputs
         for k, v in constants:
             storage[k] = v
-        for node, thunk, in_idx, out_idx in program:
-            args = [storage[k] for k in in_idx]
-            try:
-                result = thunk(*args)
-            except Exception as exc:
-                raise OpRuntimeError(describe_failure(node, args, exc)) from exc
-            if len(out_idx) == 1:
-                storage[out_idx[0]] = result
-            else:
-                for k, r in zip(out_idx, result):
-                    storage[k] = r
+        try:
+            t0 = pc() if prof is not None else 0.0
+            start = t0
+            for k, (thunk, in_idx, out) in enumerate(program):
+                result = thunk(*[storage[j] for j in in_idx])
+                if type(out) is int:
+                    storage[out] = result
+                else:
+                    for j, r in zip(out, result):
+                        storage[j] = r
+                if prof is not None:
+                    t1 = pc()
+                    prof.times[k] += t1 - t0
+                    t0 = t1
+            if prof is not None:
+                prof.total += pc() - start
+                prof.calls += 1
+        except Exception as exc:
+            diagnose(exc, inputs)
+            raise
         return [storage[k] for k in output_idx]
 
+    run.source = None
+    run.cached = False
+    if profile:
+        run.profile = prof
     return run

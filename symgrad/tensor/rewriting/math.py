@@ -402,3 +402,28 @@ pattern_rewrite("local_one_div", 1 / x, lambda m: sm.reciprocal(m.x), sets=("spe
                 condition=_float)
 pattern_rewrite("local_exp_log_base", sm.exp(x * _math.log(2.0)), sm.exp2(x),
                 sets=("specialize",), condition=_float)
+
+
+def _sigmoid_product(fgraph, node):
+    """sigmoid(x) * sigmoid(-x) -> e / (1 + e)**2 with e = exp(-|x|): one exp instead of
+    two, and no overflow (the derivative of the logistic function)."""
+    out = node.outputs[0]
+    if not is_float(out):
+        return None
+    inputs = node.inputs
+    sigs = [(k, v.owner.inputs[0]) for k, v in enumerate(inputs)
+            if elemwise_name(v) == "sigmoid" and v.dtype == out.dtype]
+    for a in range(len(sigs)):
+        for b in range(a + 1, len(sigs)):
+            (ka, ta), (kb, tb) = sigs[a], sigs[b]
+            if _negation_of(ta, tb):
+                base = ta if owner_if(ta, "neg") is None else tb
+                e = sm.exp(-sm.abs(base))
+                term = e / sm.sqr(1 + e)
+                rest = [i for j, i in enumerate(inputs) if j not in (ka, kb)]
+                return [sm.mul(*rest, term) if rest else term]
+    return None
+
+
+node_rewriter([sm.mul], sets=("specialize",), name="local_sigmoid_times_sigmoid_neg")(
+    _sigmoid_product)
