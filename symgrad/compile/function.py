@@ -208,6 +208,9 @@ class Function:
         self._positional_only_fast = all(d is None for d in self.defaults)
         self.profile = getattr(executable, "profile", None)
         self._borrow = [o.borrow for o in maker.outputs]
+        # per input: (dtype, ndim, shape fully unknown, is a float64 scalar) for the fast path
+        self._fast_in = [(np.dtype(t.dtype), t.ndim, all(s is None for s in t.shape),
+                          t.dtype == "float64" and t.ndim == 0) for t in self.input_types]
 
     @property
     def inputs(self):
@@ -251,7 +254,15 @@ class Function:
     def __call__(self, *args, **kwargs):
         if kwargs or len(args) != len(self.input_types) or not self._positional_only_fast:
             args = self._arguments(args, kwargs)
-        values = [self._convert(k, v) for k, v in enumerate(args)]
+        values = []
+        for k, v in enumerate(args):  # fast path: arrays of the right dtype, Python floats
+            dt, nd, free, f64 = self._fast_in[k]
+            if type(v) is np.ndarray and v.dtype is dt and v.ndim == nd and free:
+                values.append(v)
+            elif f64 and type(v) is float:
+                values.append(np.asarray(v))
+            else:
+                values.append(self._convert(k, v))
         for v in self.shared_inputs:
             values.append(v.container[0])
         results = self.executable(*values)
