@@ -17,6 +17,7 @@ from symgrad.scan.basic import (
     until,
 )
 from symgrad.scan.op import Scan, ScanInfo
+from symgrad.scan import rewriting  # registers the Scan rewrites
 
 for _name in ("map", "reduce", "foldl", "foldr", "until", "ScanError", "ScanGradientError"):
     setattr(scan, _name, globals()[_name])
