@@ -1,0 +1,99 @@
+"""What the Scan rewrites do to compiled graphs (structure), and that values stay right."""
+
+import numpy as np
+
+import symgrad
+import symgrad.tensor as st
+from symgrad.scan import Scan, ScanInfo, reduce, scan
+from tests.helpers import rng
+
+
+def compiled_scans(f):
+    return [n for n in f.maker.fgraph.toposort() if isinstance(n.op, Scan)]
+
+
+def test_unused_mapped_output_is_dropped():
+    x = st.dvector("x")
+    (sq, cube), _ = scan(lambda v: [v ** 2, v ** 3], sequences=x, vectorize=False)
+    f = symgrad.function([x], sq)
+    (node,) = compiled_scans(f)
+    assert node.op.info.n_nitsot == 1
+    np.testing.assert_allclose(f([1.0, 2.0]), [1.0, 4.0])
+
+
+def test_unused_state_is_dropped_unless_a_kept_output_reads_it():
+    x = st.dvector("x")
+    (a, b, c), _ = scan(lambda v, a, b: [a + v, b * 2 + a, v * 10], sequences=x,
+                        outputs_info=[st.constant(0.0), st.constant(1.0), None])
+    only_c = symgrad.function([x], c)
+    (node,) = compiled_scans(only_c)
+    assert node.op.info.n_states == 0 and node.op.info.n_nitsot == 1
+    only_b = symgrad.function([x], b)  # b reads a: both stay, c goes
+    (node,) = compiled_scans(only_b)
+    assert node.op.info.n_states == 2 and node.op.info.n_nitsot == 0
+    np.testing.assert_allclose(only_b([1.0, 2.0, 3.0]), [2.0, 5.0, 13.0])
+
+
+def test_invariants_of_a_hand_built_scan_are_pushed_out():
+    # A Scan built directly (not through scan()) with exp(W) inside the step.
+    W = st.dvector("W")
+    h = st.dvector("h")
+    Wi = st.dvector("Wi")
+    info = ScanInfo(state_taps=((-1,),), state_last=(False,), n_nonseqs=1)
+    op = Scan([h, Wi], [h * st.exp(Wi)], info)
+    h0 = st.dmatrix("h0")
+    out = op(st.constant(3, dtype="int64"), h0, W)
+    f = symgrad.function([h0, W], out)
+    (node,) = compiled_scans(f)
+    inner_names = {getattr(n.op, "scalar_op", None) and n.op.scalar_op.name
+                   for n in node.op.fgraph.apply_nodes}
+    assert "exp" not in inner_names
+    got = f(np.ones((1, 2)), [0.0, np.log(2.0)])
+    np.testing.assert_allclose(got, [[1, 1], [1, 2], [1, 4], [1, 8]])
+
+
+def test_last_value_loop_reuses_the_full_trace_of_its_derivative():
+    x, a = st.dvector("x"), st.dscalar("a")
+    total, _ = reduce(lambda v, acc, a: acc * a + st.sin(v), sequences=x,
+                      outputs_info=st.constant(0.0), non_sequences=a)
+    g = symgrad.grad(total, a)
+    f = symgrad.function([x, a], [total, g])
+    forward = [n for n in compiled_scans(f) if not n.op.info.reverse]
+    assert len(forward) == 1  # not one loop for the value and another for the derivative
+    xv = np.array([1.0, 2.0, 3.0])
+    acc, d = 0.0, 0.0
+    for v in xv:
+        acc, d = acc * 0.5 + np.sin(v), d * 0.5 + acc
+    value, grad = f(xv, 0.5)
+    np.testing.assert_allclose([value, grad], [acc, d])
+
+
+def test_backward_loop_of_the_rnn_keeps_only_what_it_needs():
+    W, X, h0 = st.dmatrix("W"), st.dmatrix("X"), st.dvector("h0")
+    hs, _ = scan(lambda x_t, h, W: st.tanh(st.dot(W, h) + x_t), sequences=X, outputs_info=h0,
+                 non_sequences=W)
+    gW = symgrad.grad(hs[-1].sum(), W)
+    f = symgrad.function([W, X, h0], gW)
+    forward, backward = compiled_scans(f)
+    assert backward.op.info.reverse
+    assert backward.op.info.n_nitsot == 0  # the cotangent of X is not computed
+    r = rng(20)
+    Wv, Xv = r.normal(size=(3, 3)) * 0.5, r.normal(size=(5, 3))
+    hs_v = [np.zeros(3)]
+    for t in range(5):
+        hs_v.append(np.tanh(Wv @ hs_v[-1] + Xv[t]))
+    gW_v, gh = np.zeros((3, 3)), np.ones(3)
+    for t in range(5, 0, -1):
+        ga = gh * (1 - hs_v[t] ** 2)
+        gW_v += np.outer(ga, hs_v[t - 1])
+        gh = Wv.T @ ga
+    np.testing.assert_allclose(f(Wv, Xv, np.zeros(3)), gW_v)
+
+
+def test_scan_without_rewrites_still_runs():
+    x = st.dvector("x")
+    (sq, _), _ = scan(lambda v: [v ** 2, v ** 3], sequences=x, vectorize=False)
+    f = symgrad.function([x], sq, mode="FAST_COMPILE")
+    (node,) = compiled_scans(f)
+    assert node.op.info.n_nitsot == 2
+    np.testing.assert_allclose(f([1.0, 2.0]), [1.0, 4.0])
