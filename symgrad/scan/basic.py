@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from symgrad.gradient import DisconnectedInputError
 from symgrad.graph.basic import Constant, Variable
 from symgrad.graph.traversal import clone_replace, graph_inputs
 from symgrad.scan.build import ScanParts, SeqSpec, StateSpec, build_scan
@@ -25,12 +26,6 @@ from symgrad.scan.op import ScanError
 
 __all__ = ["scan", "map", "reduce", "foldl", "foldr", "until", "ScanError",
            "ScanGradientError", "ScanUpdates"]
-
-
-def _disconnected_error_class():
-    from symgrad.gradient import DisconnectedInputError
-
-    return DisconnectedInputError
 
 
 class until:
@@ -266,17 +261,8 @@ def _pitfall_error(exc, seq_specs):
         f"The gradient's own message: {exc}")
 
 
-def _get_scan_gradient_error():
-    base = _disconnected_error_class()
-
-    class ScanGradientError(base):
-        """grad() inside a step function asked for a derivative the loop cannot give."""
-
-    ScanGradientError.__module__ = __name__
-    return ScanGradientError
-
-
-ScanGradientError = _get_scan_gradient_error()
+class ScanGradientError(DisconnectedInputError):
+    """grad() inside a step function asked for a derivative the loop cannot give."""
 
 
 def _fit_output(out, spec, what):
@@ -387,7 +373,7 @@ def _scan(fn, sequences, outputs_info, non_sequences, n_steps, truncate_gradient
     args += non_seqs
     try:
         result = fn(*args)
-    except _disconnected_error_class() as exc:
+    except DisconnectedInputError as exc:
         if seq_specs and not isinstance(exc, ScanGradientError):
             raise _pitfall_error(exc, seq_specs) from exc
         raise
