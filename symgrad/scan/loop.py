@@ -67,8 +67,10 @@ def make_loop(op, node, inner_fn):
                     raise ScanError(
                         f"{name}: {_label(seq_vars[j], f'sequence {j}')} is too short: it has "
                         f"{L} rows, but n_steps={steps} needs {steps + e}{taps}")
-        buffers = []
-        row_shapes = []
+        # One list of row views per state, indexed like its full buffer (initial rows
+        # first, or last when reversed). A state that keeps only its last value lives
+        # in a ring of span rows: its list repeats the ring's views.
+        buffers, state_rows, row_shapes = [], [], []
         for k, init in enumerate(inits):
             init = np.asarray(init)
             span = spans[k]
@@ -76,17 +78,20 @@ def make_loop(op, node, inner_fn):
                 raise ScanError(
                     f"{name}: the initial value of {_label(init_vars[k], f'state {k}')} has "
                     f"{init.shape[0]} rows, but its taps {list(info.state_taps[k])} need {span}")
-            buf = np.empty((span + steps,) + init.shape[1:], dtype=state_dtypes[k])
-            if reverse:
-                buf[steps:] = init[:span]
-            else:
-                buf[:span] = init[:span]
+            base = steps if reverse else 0
+            size = span if last[k] else span + steps
+            buf = np.empty((size,) + init.shape[1:], dtype=state_dtypes[k])
+            rows = _rows(buf, size)
+            if last[k]:
+                rows = [rows[i % span] for i in range(span + steps)]
+            for j in range(span):
+                rows[base + j][...] = init[j]
             buffers.append(buf)
+            state_rows.append(rows)
             row_shapes.append(init.shape[1:])
         # Row views, taken once: indexing a Python list is much cheaper than an array.
         seq_rows = [_rows(s, steps + e) for s, e in zip(seqs, extents)]
         reads = [(seq_rows[j], o) for j, o in seq_reads]
-        state_rows = [_rows(buf, len(buf)) for buf in buffers]
         if reverse:
             reads += [(state_rows[k], -tap) for k, tap in state_reads]
             writes = [0] * n_states
@@ -107,7 +112,7 @@ def make_loop(op, node, inner_fn):
                         f"{name}: at step {t} the step function returned shape "
                         f"{np.shape(value)} for state {k}, but its initial value has rows of "
                         f"shape {row_shapes[k]}; a recurrent output must keep its shape")
-                buffers[k][t + writes[k]] = value
+                state_rows[k][t + writes[k]][...] = value
             for j in range(n_nitsot):
                 value = outs[n_states + j]
                 store = nitsots[j]
@@ -125,10 +130,11 @@ def make_loop(op, node, inner_fn):
                 break
         results = []
         for k, buf in enumerate(buffers):
-            if as_while and n_run < steps:
-                buf = buf[:spans[k] + n_run]
             if last[k]:
-                results.append(buf[0].copy() if reverse else buf[-1].copy())
+                newest = 0 if reverse else spans[k] + n_run - 1
+                results.append(state_rows[k][newest].copy())
+            elif as_while and n_run < steps:
+                results.append(buf[:spans[k] + n_run])
             else:
                 results.append(buf)
         for j, store in enumerate(nitsots):

@@ -345,3 +345,18 @@ def test_scan_node_structure_and_printing():
     out2, _ = scan(lambda v, h: h + v, sequences=x, outputs_info=st.constant(0.0), name="cumsum")
     assert out2.owner.inputs[0].owner.op == node.op
     assert hash(out2.owner.inputs[0].owner.op) == hash(node.op)
+
+
+def test_reduce_with_several_taps_keeps_a_ring_of_values():
+    f0 = st.dvector("f0")
+    x = st.dvector("x")
+    last, _ = reduce(lambda v, a, b: a + b + v, sequences=x,
+                     outputs_info=dict(initial=f0, taps=[-2, -1]))
+    f = compile_fn([x, f0], last)
+    buf = [1.0, 1.0]
+    for v in [0.5, 0.25, 2.0, 1.0, 3.0]:
+        buf.append(buf[-2] + buf[-1] + v)
+    np.testing.assert_allclose(f([0.5, 0.25, 2.0, 1.0, 3.0], [1.0, 1.0]), buf[-1])
+    np.testing.assert_allclose(f(np.zeros(0), [1.0, 7.0]), 7.0)  # no steps: the newest initial
+    (node,) = scan_nodes(f)
+    assert node.op.info.state_last == (True,)
