@@ -26,6 +26,7 @@ compiling Python source would cost more than it saves.
 from __future__ import annotations
 
 import itertools
+import linecache
 import math
 import sys
 import time
@@ -192,6 +193,7 @@ class _Emitter:
         self.names: dict = {}
         self.const_names: dict = {}
         self.func_names: dict = {}
+        self.keep: list = []
         self.n_local = 0
         self.dims = Dims()
         self.indent = 2
@@ -207,15 +209,16 @@ class _Emitter:
         key = id(obj)
         name = self.func_names.get(key)
         if name is None:
-            name = f"{prefix}{len(self.func_names)}"
+            name = f"{prefix}{len(self.glb)}"
             self.func_names[key] = name
             self.glb[name] = obj
+            self.keep.append(obj)  # ids stay unique while the emitter lives
         return name
 
     def constant(self, c) -> str:
         name = self.const_names.get(c)
         if name is None:
-            name = f"k{len(self.const_names)}"
+            name = f"k{len(self.glb)}"
             self.const_names[c] = name
             value = constant_value(c)
             if not getattr(c, "weak", False) and isinstance(value, np.ndarray) and value.ndim == 0:
@@ -352,8 +355,9 @@ def _emit_step(em, sop, args, dtype, ndim, dims, dest, target):
                         em.emit(f"{uname}({target}, {t}, out={target})")
                     return True
                 em.emit(f"{target} = {uname}({texts[0]}, {texts[1]})")
-                for (d, pd), t in zip(partial[1:], texts[2:]):
-                    if d == dtype and pd == dims:
+                for (prev_d, prev_dims), (d, pd), t in zip(partial, partial[1:], texts[2:]):
+                    # the buffer holds the previous partial result: reuse it when it fits
+                    if ndim > 0 and d == prev_d and pd == prev_dims:
                         em.emit(f"{uname}({target}, {t}, out={target})")
                     else:
                         em.emit(f"{target} = {uname}({target}, {t})")
@@ -362,7 +366,7 @@ def _emit_step(em, sop, args, dtype, ndim, dims, dest, target):
             em.emit(f"{target} = {texts[0]}")
             return False
         predicted = _predict(sop, [a.probe for a in args])
-        if predicted == dtype:
+        if predicted == dtype and (not chained or len(args) == 2):
             call = ", ".join(lead_txt + texts)
             if dest is not None:
                 em.dest_used = True
@@ -703,7 +707,9 @@ def compile_fgraph(fgraph, profile=False):
     key = None if key is None else (key, source)
     code = _CODE_CACHE.get(key) if key is not None else None
     if code is None:
-        code = compile(source, f"<symgrad-generated-{next(_counter)}>", "exec")
+        filename = f"<symgrad-generated-{next(_counter)}>"
+        code = compile(source, filename, "exec")
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
         if key is not None:
             _CODE_CACHE[key] = code
             if len(_CODE_CACHE) > _CACHE_SIZE:
