@@ -149,9 +149,13 @@ def tensor_lib(family: str) -> SimpleNamespace:
         return SimpleNamespace(name="symgrad", lib=symgrad, T=T, grad=symgrad.grad,
                                function=symgrad.function, shared=symgrad.shared,
                                gradient=symgrad.gradient, Rop=symgrad.gradient.Rop, scan=scan)
+    import warnings
+
     import pytensor
     import pytensor.tensor as T
 
+    # e.g. "Rop is deprecated, use pushforward instead": the tutorial's spelling is the point
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"pytensor(\.|$)")
     return SimpleNamespace(name="pytensor", lib=pytensor, T=T, grad=pytensor.grad,
                            function=pytensor.function, shared=pytensor.shared,
                            gradient=pytensor.gradient, Rop=pytensor.gradient.Rop,
@@ -194,7 +198,7 @@ def alarm(seconds: float | None):
         return
 
     def on_alarm(signum, frame):
-        raise BenchTimeout(f"timeout (>{seconds:.0f} s)")
+        raise BenchTimeout(f">{seconds:.0f} s")
 
     old = signal.signal(signal.SIGALRM, on_alarm)
     signal.setitimer(signal.ITIMER_REAL, seconds)
@@ -468,7 +472,8 @@ def run_isolated(workload: str, case: Case, system: System, cfg: Config, mode: s
     peak memory (glibc told to mmap large blocks, so freed memory leaves the RSS).
     """
     res = empty_result(system, isolated=True)
-    timeout = case.timeout * max(1, case.fresh_graphs) + (60 if mode == "run" else 30)
+    # build+compile+first call, plus interpreter start and imports, plus the steady phase
+    timeout = case.timeout * max(1, case.fresh_graphs) + 30 + (2 * cfg.max_time if mode == "run" else 0)
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         spec = {"workload": workload, "case": case.label, "system": system.name,
                 "config": asdict(cfg), "mode": mode, "out": str(Path(tmp) / "result")}
@@ -481,7 +486,7 @@ def run_isolated(workload: str, case: Case, system: System, cfg: Config, mode: s
                                   cwd=ROOT, env=child_env(extra), capture_output=True, text=True,
                                   timeout=timeout)
         except subprocess.TimeoutExpired:
-            res["status"], res["message"] = "timeout", f"timeout (>{timeout:.0f} s, subprocess)"
+            res["status"], res["message"] = "timeout", f">{timeout:.0f} s, subprocess killed"
             return res, None
         result_path = Path(spec["out"] + ".json")
         if proc.returncode != 0 or not result_path.exists():
@@ -609,7 +614,7 @@ def run_cold(case: ColdCase, cfg: Config, log=print) -> dict:
                 proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=child_env(),
                                       capture_output=True, text=True, timeout=case.timeout)
             except subprocess.TimeoutExpired:
-                res["status"], res["message"] = "timeout", f"timeout (>{case.timeout:.0f} s)"
+                res["status"], res["message"] = "timeout", f">{case.timeout:.0f} s"
                 break
             wall = perf() - t0
             line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH ")), None)
@@ -654,6 +659,7 @@ def run_workload(name: str, cfg: Config, log=print) -> dict:
             cases_out.append(run_case(name, case, cfg, log))
         gc.collect()
     return {"name": name, "title": module.TITLE, "about": getattr(module, "ABOUT", ""),
+            "summary": getattr(module, "SUMMARY", "median"),
             "cases": cases_out, "wall_s": perf() - t0}
 
 
@@ -783,6 +789,48 @@ def table_rows(case: dict) -> tuple[list[str], list[list[str]]]:
     return head, rows
 
 
+SUMMARY_FAMILIES = (("PyTensor", ("pytensor",)), ("JAX", ("jax",)), ("NumPy", ("numpy", "scipy")),
+                    ("numba", ("numba",)))
+
+
+def summary_rows(data: dict) -> tuple[list[str], list[list[str]]]:
+    """One row a case: symgrad's time, then symgrad / the fastest variant of each peer.
+
+    The time is the steady median, except for cold starts (process wall time) and workloads
+    whose point is compilation (``SUMMARY = "first result"``: build + compile + first call)."""
+    head = ["case", "metric", "symgrad"] + [f"symgrad/{name} (its time)"
+                                            for name, _ in SUMMARY_FAMILIES]
+    rows = []
+    for wl in data["workloads"]:
+        for case in wl["cases"]:
+            if case["kind"] == "cold":
+                metric, value = "process wall", (lambda r: r.get("total_s"))
+            elif wl.get("summary") == "first result":
+                metric, value = "1st result", to_first_result
+            else:
+                metric, value = "median", (lambda r: r.get("median_s"))
+            res = case["results"]
+            ref = next((r for r in res if r["family"] == "symgrad" and r["status"] == "ok"), None)
+            sg = next((r for r in res if r["family"] == "symgrad"), None)
+            row = [f"{wl['name']} {case['label']}", metric]
+            if ref is not None:
+                row.append(f"{fmt_time(value(ref))} ({ref['system']})")
+            else:
+                row.append("-" if sg is None else STATUS_WORDS[sg["status"]])
+            for _, families in SUMMARY_FAMILIES:
+                peers = [r for r in res if r["family"] in families]
+                timed = [r for r in peers if r["status"] == "ok" and value(r)]
+                if not timed:
+                    row.append(STATUS_WORDS[peers[0]["status"]] if peers else "")
+                    continue
+                best = min(timed, key=value)
+                flag = " MISMATCH" if any(r.get("check") == "MISMATCH" for r in peers) else ""
+                ratio = fmt_ratio(value(ref) / value(best)) if ref is not None else "-"
+                row.append(f"{ratio} ({fmt_time(value(best))}){flag}")
+            rows.append(row)
+    return head, rows
+
+
 def render_text(data: dict) -> str:
     lines = []
     for wl in data["workloads"]:
@@ -797,6 +845,13 @@ def render_text(data: dict) -> str:
                 cells = [row[0].ljust(widths[0])]
                 cells += [c.rjust(w) for c, w in zip(row[1:-1], widths[1:-1])]
                 lines.append("  ".join(cells + [row[-1]]))
+    head, rows = summary_rows(data)
+    lines.append("\n== summary: symgrad's time, and symgrad / the fastest variant of each peer "
+                 "(>1: symgrad slower)")
+    widths = [max(len(head[k]), *(len(row[k]) for row in rows)) if rows else len(head[k])
+              for k in range(len(head))]
+    for row in [head] + rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
     lines += mismatch_lines(data)
     return "\n".join(lines)
 
@@ -886,6 +941,14 @@ def render_markdown(data: dict) -> str:
     mism = mismatch_lines(data)
     if mism:
         lines += ["## MISMATCHES", ""] + [f"- **{m}**" for m in mism] + [""]
+    head, rows = summary_rows(data)
+    lines += ["## Summary", "",
+              "symgrad's time (the steady-state median; cold start: process wall time; W8: time "
+              "to the first result, build + compile + first call), and symgrad's time divided by "
+              "the fastest variant of each peer, whose own time is in parentheses (above 1: "
+              "symgrad is slower).", "",
+              "| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
+    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows] + [""]
     for wl in data["workloads"]:
         lines += [f"## {wl['name']}: {wl['title']}", ""]
         if wl.get("about"):
