@@ -132,8 +132,8 @@ def linalg_and_sort():
     v, w = st.dvector("v"), st.dvector("w")
     t = st.dtensor3("t")
     outs = [st.dot(a, b), st.dot(a, v), st.dot(v, b.T), st.dot(v, w), st.matmul(t, b),
-            st.matmul(v[:3], t), st.matmul(t, w), st.tensordot(t, b, axes=[[2], [0]]), st.einsum("ij,jk->ik", a, b),
-            st.einsum("bij,j->bi", t, w), st.outer(v, w), a @ b,
+            st.matmul(v[:3], t), st.matmul(t, w), st.tensordot(t, b, axes=[[2], [0]]),
+            st.einsum("ij,jk->ik", a, b), st.einsum("bij,j->bi", t, w), st.outer(v, w), a @ b,
             st.sort(a, axis=0), st.sort(t, axis=-1), st.argsort(a, axis=1), st.argsort(v)]
     r = _rng(5)
     return Case([a, b, v, w, t], outs, [r.normal(size=(3, 4)), r.normal(size=(4, 4)),

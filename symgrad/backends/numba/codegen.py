@@ -1,0 +1,1058 @@
+"""Source generation for the numba backend.
+
+A graph becomes Python source: one ``@njit(cache=True)`` function per segment of
+numba-compilable nodes, plus helper functions (one explicit loop per elementwise node
+or fused elementwise node, reductions, scan loops and their step functions). Each op
+class maps to a generator in :data:`GENERATORS` (:func:`register`); a generator
+returns source lines, or raises :class:`Unsupported` (the node then runs with the
+Python backend's implementation, with a warning).
+
+Values of 0-d tensors are numba scalars inside the generated code; other tensors are
+arrays.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+
+import numpy as np
+
+from symgrad.backends.numba.scalar import NoTemplate, cast_expression, literal, scalar_expression
+from symgrad.graph.basic import Constant
+
+__all__ = ["register", "Unsupported", "GENERATORS", "FunctionWriter", "ModuleWriter"]
+
+GENERATORS: dict[type, object] = {}
+
+
+class Unsupported(Exception):
+    """This node has no numba code (the message says why)."""
+
+
+def register(*op_classes):
+    """Register ``gen(op, node, w: NodeWriter) -> list of source lines`` for these classes."""
+    def deco(fn):
+        for cls in op_classes:
+            GENERATORS[cls] = fn
+        return fn
+    return deco
+
+
+def lookup(op):
+    for cls in type(op).__mro__:
+        if cls in GENERATORS:
+            return GENERATORS[cls]
+    return None
+
+
+def _dt(var) -> np.dtype:
+    return np.dtype(var.type.dtype)
+
+
+def _ndim(var) -> int:
+    return var.type.ndim
+
+
+def _np_dtype(dtype) -> str:
+    return f"np.{np.dtype(dtype).name}"
+
+
+def _tuple(items) -> str:
+    items = list(items)
+    if len(items) == 1:
+        return f"({items[0]},)"
+    return "(" + ", ".join(items) + ")"
+
+
+# -- writers -------------------------------------------------------------------------------------
+
+class ModuleWriter:
+    """Collects the helper functions of one generated module (deduplicated by their text)."""
+
+    def __init__(self):
+        self.chunks: list[str] = []
+        self._by_text: dict[str, str] = {}
+        self._n = 0
+
+    def helper(self, prefix: str, params: list[str], body: list[str]) -> str:
+        """Add ``def NAME(params): body`` (jitted); returns NAME."""
+        key = prefix + "|" + ",".join(params) + "\n" + "\n".join(body)
+        name = self._by_text.get(key)
+        if name is not None:
+            return name
+        name = f"{prefix}_{self._n}"
+        self._n += 1
+        self._by_text[key] = name
+        text = ["@_jit", f"def {name}({', '.join(params)}):"]
+        text += ["    " + line for line in body] or ["    pass"]
+        self.chunks.append("\n".join(text))
+        return name
+
+    def source(self) -> str:
+        header = ("import math\nimport numpy as np\nfrom numba import njit\n"
+                  "from symgrad.backends.numba.scalar import sg_sigmoid, sg_sigmoid32, "
+                  "sg_digamma, sg_erfinv, sg_erfcinv\n\n"
+                  "_jit = njit(cache=True, error_model='numpy', nogil=True)\n\n")
+        return header + "\n\n".join(self.chunks) + "\n"
+
+
+class FunctionWriter:
+    """Source of one function computing ``outputs`` from ``inputs`` (no fallbacks)."""
+
+    def __init__(self, module: ModuleWriter, parent=None):
+        self.module = module
+        self.names: dict = {}
+        self.params: list[str] = []
+        self.lines: list[str] = []
+        self.const_params: list = []      # array constants passed in as parameters (last)
+        self.const_names: list[str] = []
+        self._n = 0
+        self.parent = parent
+        self.auto_inputs: list | None = None
+
+    def fresh(self, prefix="t") -> str:
+        self._n += 1
+        return f"{prefix}{self._n}"
+
+    def add_input(self, var) -> str:
+        name = self.fresh("a")
+        self.params.append(name)
+        if _ndim(var) == 0:
+            v = self.fresh("v")
+            self.lines.append(f"{v} = {name}[()]")
+            self.names[var] = v
+        else:
+            self.names[var] = name
+        return name
+
+    def ref(self, var) -> str:
+        """The expression for ``var`` (a literal for a 0-d constant); with ``auto_inputs``, a
+        variable computed elsewhere becomes a new parameter."""
+        name = self.names.get(var)
+        if name is not None:
+            return name
+        if self.auto_inputs is not None and not isinstance(var, Constant):
+            self.auto_inputs.append(var)
+            self.add_input(var)
+            return self.names[var]
+        if isinstance(var, Constant):
+            data = np.asarray(var.data)
+            if data.ndim == 0:
+                return literal(data.item(), data.dtype)
+            name = self.fresh("c")
+            self.const_names.append(name)
+            self.const_params.append(var)
+            self.names[var] = name
+            return name
+        raise KeyError(var)
+
+    def node(self, node) -> None:
+        gen = lookup(node.op)
+        if gen is None:
+            raise Unsupported(f"no numba code for {node.op}")
+        w = NodeWriter(self, node)
+        lines = gen(node.op, node, w)
+        self.lines.extend(lines)
+        for o, name in zip(node.outputs, w.out_names):
+            self.names[o] = name
+
+    def function(self, prefix, outputs) -> str:
+        """Add the function to the module; returns its name."""
+        outs = []
+        for o in outputs:
+            outs.append(self.ref(o))
+        body = list(self.lines) + [f"return {_tuple(outs) if outs else '()'}"]
+        return self.module.helper(prefix, self.params + self.const_names, body)
+
+
+class NodeWriter:
+    """What a generator sees: input expressions, output names, helpers."""
+
+    def __init__(self, fw: FunctionWriter, node):
+        self.fw = fw
+        self.node = node
+        self.inputs = [fw.ref(i) for i in node.inputs]
+        self.out_names = [fw.fresh("v") for _ in node.outputs]
+
+    @property
+    def module(self):
+        return self.fw.module
+
+    def fresh(self, prefix="t"):
+        return self.fw.fresh(prefix)
+
+    def out(self, k=0) -> str:
+        return self.out_names[k]
+
+
+# -- elementwise ------------------------------------------------------------------------------------
+
+def _weak_literal(var, others_dtypes):
+    value = var.data.reshape(()).item()
+    if others_dtypes:
+        dtype = np.result_type(*others_dtypes, value)
+    else:
+        dtype = var.data.dtype
+    return literal(value, dtype), np.dtype(dtype)
+
+
+def elementwise_kernel(module, ndim, arrays, static_shapes, body, results, out_dtypes):
+    """A helper looping over the broadcast shape of ``arrays`` (each of ``ndim`` dims).
+
+    ``body(read) -> (lines, result_exprs)``: ``read(k)`` is the element expression of array
+    ``k``. Returns the helper's name; it takes the arrays then the scalars and returns the
+    output arrays (a tuple when several).
+    """
+    n = len(arrays)
+    params = [f"x{k}" for k in range(n)] + list(results)
+    lines = []
+    dims = [f"d{j}" for j in range(ndim)]
+    for j in range(ndim):
+        lines.append(f"d{j} = 1")
+        for k in range(n):
+            if static_shapes[k][j] == 1:
+                continue
+            lines.append(f"s = x{k}.shape[{j}]")
+            lines.append("if s != 1:")
+            lines.append(f"    if d{j} != 1 and d{j} != s:")
+            lines.append("        raise ValueError('elementwise: shapes do not broadcast')")
+            lines.append(f"    d{j} = s")
+    shape = _tuple(dims)
+    outs = [f"o{m}" for m in range(len(out_dtypes))]
+    for m, dt in enumerate(out_dtypes):
+        lines.append(f"o{m} = np.empty({shape}, dtype={_np_dtype(dt)})")
+    for k in range(n):
+        for j in range(ndim):
+            if static_shapes[k][j] == 1:
+                continue
+            lines.append(f"m{k}_{j} = 1 if x{k}.shape[{j}] != 1 else 0")
+    indent = ""
+    for j in range(ndim):
+        lines.append(f"{indent}for i{j} in range(d{j}):")
+        indent += "    "
+
+    def read(k):
+        idx = []
+        for j in range(ndim):
+            idx.append("0" if static_shapes[k][j] == 1 else f"i{j} * m{k}_{j}")
+        return f"x{k}[{', '.join(idx)}]"
+    nd_lines, nd_exprs = body(read)
+    lines += [indent + line for line in nd_lines]
+    index = ", ".join(f"i{j}" for j in range(ndim))
+    for m, e in enumerate(nd_exprs):
+        lines.append(f"{indent}o{m}[{index}] = {e}")
+    lines.append(f"return {_tuple(outs) if len(outs) > 1 else outs[0]}")
+    return module.helper("ew", params, lines)
+
+
+def _scalar_program(node, steps, out_steps, w):
+    """Generate an elementwise node from a scalar program.
+
+    steps: list of (scalar_op, args, dtype) with args ("i", k) | ("s", j) | ("w", value) |
+    ("c", value, dtype); out_steps: the steps returned (in the node's output order).
+    """
+    inputs = node.inputs
+    ndim = max((_ndim(o) for o in node.outputs), default=0)
+    array_pos = [k for k, i in enumerate(inputs) if _ndim(i) > 0]
+    scalar_pos = [k for k, i in enumerate(inputs) if _ndim(i) == 0]
+    in_dtypes = [_dt(i) for i in inputs]
+
+    def body(read):
+        lines = []
+        refs = {}
+        for k in array_pos:
+            refs[("i", k)] = read(array_pos.index(k))
+        for k in scalar_pos:
+            refs[("i", k)] = f"p{k}"
+        step_dtypes = []
+        for j, (sop, args, dtype) in enumerate(steps):
+            exprs, dts = [], []
+            strong = [(in_dtypes[a[1]] if a[0] == "i" else step_dtypes[a[1]] if a[0] == "s"
+                       else np.dtype(a[2]) if a[0] == "c" else None) for a in args]
+            strong_dts = [d for d in strong if d is not None]
+            for a, d in zip(args, strong):
+                if a[0] in ("i", "s"):
+                    exprs.append(refs[a])
+                    dts.append(d)
+                elif a[0] == "c":
+                    exprs.append(literal(a[1], a[2]))
+                    dts.append(np.dtype(a[2]))
+                else:
+                    value = a[1]
+                    dt = np.result_type(*strong_dts, value) if strong_dts else np.asarray(
+                        value).dtype
+                    exprs.append(literal(value, dt))
+                    dts.append(np.dtype(dt))
+            try:
+                expr = scalar_expression(sop, exprs, dts, dtype)
+            except NoTemplate:
+                raise Unsupported(f"no numba code for the elementwise function {sop.name!r}"
+                                  ) from None
+            name = f"r{j}"
+            lines.append(f"{name} = {expr}")
+            refs[("s", j)] = name
+            step_dtypes.append(np.dtype(dtype))
+        return lines, [refs[("s", j)] for j in out_steps]
+
+    out_dtypes = [_dt(o) for o in node.outputs]
+    if ndim == 0 or not array_pos:
+        lines, exprs = body(lambda k: None)
+        prefix = {f"p{k}": w.inputs[k] for k in scalar_pos}
+        rename = [f"{p} = {e}" for p, e in prefix.items()]
+        local = {}
+        out = []
+        for line in rename + lines:
+            name, _, expr = line.partition(" = ")
+            new = w.fresh("e")
+            for old, repl in sorted(local.items(), key=lambda kv: -len(kv[0])):
+                expr = _replace_name(expr, old, repl)
+            local[name] = new
+            out.append(f"{new} = {expr}")
+        for m, e in enumerate(exprs):
+            value = local[e] if e in local else e
+            if ndim == 0:
+                out.append(f"{w.out(m)} = {value}")
+            else:
+                shape = _tuple(["1"] * ndim)
+                out.append(f"{w.out(m)} = np.full({shape}, {value}, dtype={_np_dtype(out_dtypes[m])})")
+        return out
+    static = [inputs[k].type.shape for k in array_pos]
+    name = elementwise_kernel(w.module, ndim, array_pos, static, body,
+                              [f"p{k}" for k in scalar_pos], out_dtypes)
+    args = [w.inputs[k] for k in array_pos] + [w.inputs[k] for k in scalar_pos]
+    call = f"{name}({', '.join(args)})"
+    if len(node.outputs) == 1:
+        return [f"{w.out()} = {call}"]
+    return [f"{', '.join(w.out_names)} = {call}"]
+
+
+def _replace_name(expr, old, new):
+    import re
+
+    return re.sub(rf"\b{re.escape(old)}\b", new, expr)
+
+
+def _elemwise(op, node, w):
+    args = []
+    for k, i in enumerate(node.inputs):
+        if isinstance(i, Constant) and getattr(i, "weak", False):
+            args.append(("w", i.data.reshape(()).item()))
+        else:
+            args.append(("i", k))
+    steps = [(op.scalar_op, args, node.outputs[0].type.dtype)]
+    return _scalar_program(node, steps, [0], w)
+
+
+def _fused(op, node, w):
+    prog = op.program
+    deps = op.output_dependencies()
+    if len(prog.outputs) > 1 and len({tuple(d) for d in deps}) > 1:
+        # outputs of different shapes: one loop per output
+        lines = []
+        for m, out_step in enumerate(prog.outputs):
+            sub = _SingleOutput(node, m)
+            sub_w = NodeWriter.__new__(NodeWriter)
+            sub_w.fw, sub_w.node, sub_w.inputs = w.fw, sub, w.inputs
+            sub_w.out_names = [w.out_names[m]]
+            lines += _scalar_program(sub, prog.steps, [out_step], sub_w)
+        return lines
+    return _scalar_program(node, prog.steps, list(prog.outputs), w)
+
+
+class _SingleOutput:
+    def __init__(self, node, m):
+        self.inputs = node.inputs
+        self.outputs = [node.outputs[m]]
+        self.op = node.op
+
+
+# -- shape-like ops ----------------------------------------------------------------------------
+
+def _dimshuffle(op, node, w):
+    x = w.inputs[0]
+    out = w.out()
+    in_nd = op.input_ndim
+    out_nd = len(op.new_order)
+    if in_nd == 0:
+        shape = _tuple(["1"] * out_nd)
+        return [f"{out} = np.full({shape}, {x}, dtype={_np_dtype(_dt(node.inputs[0]))})"]
+    lines = []
+    for d in op.drop:
+        lines.append(f"if {x}.shape[{d}] != 1:")
+        lines.append("    raise ValueError('dimshuffle: only length-1 axes can be dropped')")
+    if out_nd == 0:
+        lines.append(f"{out} = {x}[{', '.join(['0'] * in_nd)}]")
+        return lines
+    cur = x
+    if op.drop:
+        idx = ", ".join("0" if d in op.drop else ":" for d in range(in_nd))
+        t = w.fresh()
+        lines.append(f"{t} = {cur}[{idx}]")
+        cur = t
+    remaining = [d for d in range(in_nd) if d not in op.drop]
+    perm = [remaining.index(p) for p in op.transposition]
+    if perm != list(range(len(perm))):
+        t = w.fresh()
+        lines.append(f"{t} = {cur}.transpose({_tuple(map(str, perm))})")
+        cur = t
+    if "x" in op.new_order:
+        idx = ", ".join("None" if d == "x" else ":" for d in op.new_order)
+        lines.append(f"{out} = {cur}[{idx}]")
+    else:
+        lines.append(f"{out} = {cur}")
+    return lines
+
+
+def _shape_tuple(expr, n):
+    return _tuple([f"{expr}[{k}]" for k in range(n)])
+
+
+def _reshape(op, node, w):
+    x, shp = w.inputs
+    out = w.out()
+    in_nd = _ndim(node.inputs[0])
+    if op.ndim == 0:
+        if in_nd == 0:
+            return [f"{out} = {x}"]
+        return [f"if {x}.size != 1:", "    raise ValueError('reshape: cannot reshape to ()')",
+                f"{out} = {x}.ravel()[0]"]
+    if in_nd == 0:
+        dt = _np_dtype(_dt(node.inputs[0]))
+        return [f"{out} = np.full({_shape_tuple(shp, op.ndim)}, {x}, dtype={dt}).reshape("
+                f"{_shape_tuple(shp, op.ndim)})"]
+    return [f"{out} = np.ascontiguousarray({x}).reshape({_shape_tuple(shp, op.ndim)})"]
+
+
+def _shape(op, node, w):
+    x = w.inputs[0]
+    n = _ndim(node.inputs[0])
+    if n == 0:
+        return [f"{w.out()} = np.empty(0, dtype=np.int64)"]
+    return [f"{w.out()} = np.array({_tuple([f'{x}.shape[{k}]' for k in range(n)])}, "
+            "dtype=np.int64)"]
+
+
+def _shape_i(op, node, w):
+    return [f"{w.out()} = np.int64({w.inputs[0]}.shape[{op.i}])"]
+
+
+def _reduced_size(op, node, w):
+    x = w.inputs[0]
+    terms = [f"{x}.shape[{a}]" for a in op.axis] or ["1"]
+    return [f"{w.out()} = np.int64({' * '.join(terms)})"]
+
+
+def _join(op, node, w):
+    dt = _dt(node.outputs[0])
+    parts = []
+    for v, e in zip(node.inputs, w.inputs):
+        parts.append(e if _dt(v) == dt else f"{e}.astype({_np_dtype(dt)})")
+    return [f"{w.out()} = np.concatenate({_tuple(parts)}, axis={op.axis})"]
+
+
+def _split(op, node, w):
+    x, splits = w.inputs
+    lines = [f"if {splits}.shape[0] != {op.n_splits}:",
+             "    raise ValueError('split: wrong number of sizes')"]
+    pos = w.fresh("p")
+    lines.append(f"{pos} = 0")
+    lead = ":, " * op.axis
+    for k in range(op.n_splits):
+        lines.append(f"{w.out(k)} = {x}[{lead}{pos}:{pos} + {splits}[{k}]]")
+        lines.append(f"{pos} = {pos} + {splits}[{k}]")
+    lines.insert(2, f"if np.any({splits} < 0) or np.sum({splits}) != {x}.shape[{op.axis}]:")
+    lines.insert(3, "    raise ValueError('split: sizes must be non-negative and sum to the axis "
+                 "length')")
+    return lines
+
+
+def _alloc(op, node, w):
+    v, shp = w.inputs
+    n = _ndim(node.outputs[0])
+    dt = _np_dtype(_dt(node.outputs[0]))
+    shape = _shape_tuple(shp, n) if n else "()"
+    out = w.out()
+    if n == 0:
+        return [f"{out} = {v}"]
+    if _ndim(node.inputs[0]) == 0:
+        return [f"{out} = np.full({shape}, {v}, dtype={dt})"]
+    return [f"{out} = np.empty({shape}, dtype={dt})", f"{out}[...] = {v}"]
+
+
+def _specify_shape(op, node, w):
+    x, *dims = w.inputs
+    lines = []
+    it = iter(dims)
+    for k, m in enumerate(op.mask):
+        if m:
+            lines.append(f"if {x}.shape[{k}] != {next(it)}:")
+            lines.append("    raise ValueError('specify_shape: the shape does not match')")
+    lines.append(f"{w.out()} = {x}")
+    return lines
+
+
+def _arange(op, node, w):
+    start, stop, step = w.inputs
+    dt = _np_dtype(op.dtype)
+    return [f"if {step} == 0:", "    raise ValueError('arange: step must not be zero')",
+            f"{w.out()} = np.arange({start}, {stop}, {step}).astype({dt})"]
+
+
+def _eye(op, node, w):
+    n, m, k = w.inputs
+    return [f"{w.out()} = np.eye({n}, {m}, {k}, dtype={_np_dtype(op.dtype)})"]
+
+
+def _identity(op, node, w):
+    return [f"{w.out()} = {w.inputs[0]}"]
+
+
+def _sum_to(op, node, w):
+    n = _ndim(node.inputs[0])
+    dt = _dt(node.outputs[0])
+    lines = [f"m{j} = 1 if s[{j}] == x.shape[{j}] else 0" for j in range(n)]
+    idx = ", ".join(f"i{j}" for j in range(n))
+    oidx = ", ".join(f"i{j} * m{j}" for j in range(n))
+    shape = _tuple([f"x.shape[{j}] if m{j} else 1" for j in range(n)])
+    lines.append(f"out = np.zeros({shape}, dtype={_np_dtype(dt)})")
+    indent = ""
+    for j in range(n):
+        lines.append(f"{indent}for i{j} in range(x.shape[{j}]):")
+        indent += "    "
+    lines.append(f"{indent}out[{oidx}] += x[{idx}]")
+    lines.append("return out")
+    helper = w.module.helper("sumto", ["x", "s"], lines)
+    return [f"{w.out()} = {helper}({w.inputs[0]}, {w.inputs[1]})"]
+
+
+# -- reductions ------------------------------------------------------------------------------------
+
+def _init_value(kind, dtype):
+    dt = np.dtype(dtype)
+    if kind in ("sum", "any"):
+        return literal(0, dt)
+    if kind in ("prod", "all"):
+        return literal(1, dt)
+    if kind == "max":
+        if dt.kind == "f":
+            return literal(-np.inf, dt)
+        if dt.kind == "b":
+            return "False"
+        return literal(np.iinfo(dt).min, dt)
+    if kind == "min":
+        if dt.kind == "f":
+            return literal(np.inf, dt)
+        if dt.kind == "b":
+            return "True"
+        return literal(np.iinfo(dt).max, dt)
+    raise ValueError(kind)
+
+
+def reduce_helper(module, kind, ndim, axes, keepdims, in_dtype, out_dtype):
+    """A helper reducing an ndim array over ``axes`` in memory order."""
+    axes = tuple(axes)
+    kept = [j for j in range(ndim) if j not in axes]
+    acc_dt = np.dtype(out_dtype)
+    lines = [f"d{j} = x.shape[{j}]" for j in range(ndim)]
+    red_size = " * ".join(f"d{j}" for j in axes) or "1"
+    if kind in ("max", "min", "argmax", "argmin"):
+        lines.append(f"if {red_size} == 0:")
+        lines.append(f"    raise ValueError('{kind}: zero-size reduction with no identity')")
+    in_dt = np.dtype(in_dtype)
+    conv = (lambda e: e) if in_dt == acc_dt or kind in ("max", "min", "any", "all") else (
+        lambda e: cast_expression(e, acc_dt))
+    idx = ", ".join(f"i{j}" for j in range(ndim))
+    kidx = ", ".join(f"i{j}" for j in kept)
+    scalar_acc = not kept
+    acc_ref = "acc" if scalar_acc else f"acc[{kidx}]"
+    kshape = _tuple([f"d{j}" for j in kept]) if kept else "()"
+    if kind in ("argmax", "argmin"):
+        val_dt = in_dt
+        init = _init_value("max" if kind == "argmax" else "min", val_dt)
+        if scalar_acc:
+            lines += [f"best = {init}", "arg = 0", "first = True"]
+            best_ref, arg_ref, first_ref = "best", "arg", "first"
+        else:
+            lines += [f"best = np.full({kshape}, {init}, dtype={_np_dtype(val_dt)})",
+                      f"arg = np.zeros({kshape}, dtype=np.int64)",
+                      f"first = np.ones({kshape}, dtype=np.bool_)"]
+            best_ref, arg_ref, first_ref = f"best[{kidx}]", f"arg[{kidx}]", f"first[{kidx}]"
+        # flat position within the reduced axes (C order of those axes)
+        pos_terms = []
+        for a in axes:
+            stride = " * ".join(f"d{b}" for b in axes if b > a) or "1"
+            pos_terms.append(f"i{a} * {stride}")
+        pos = " + ".join(pos_terms) or "0"
+        cmp = ">" if kind == "argmax" else "<"
+        indent = ""
+        for j in range(ndim):
+            lines.append(f"{indent}for i{j} in range(d{j}):")
+            indent += "    "
+        isnan_v = "v != v" if val_dt.kind == "f" else "False"
+        isnan_b = f"{best_ref} != {best_ref}" if val_dt.kind == "f" else "False"
+        lines += [f"{indent}v = x[{idx}]",
+                  f"{indent}if {first_ref} or (not ({isnan_b}) and (v {cmp} {best_ref} or "
+                  f"({isnan_v}))):",
+                  f"{indent}    {best_ref} = v",
+                  f"{indent}    {arg_ref} = {pos}",
+                  f"{indent}    {first_ref} = False"]
+        result = "arg"
+    else:
+        init = _init_value(kind if kind != "lse" else "sum", acc_dt)
+        if kind == "lse":
+            lines += _lse_lines(ndim, axes, kept, acc_dt, kshape, kidx, idx)
+            result = "out"
+        else:
+            if scalar_acc:
+                lines.append(f"acc = {init}")
+            else:
+                lines.append(f"acc = np.full({kshape}, {init}, dtype={_np_dtype(acc_dt)})")
+            indent = ""
+            for j in range(ndim):
+                lines.append(f"{indent}for i{j} in range(d{j}):")
+                indent += "    "
+            v = conv(f"x[{idx}]")
+            if kind == "sum":
+                lines.append(f"{indent}{acc_ref} += {v}")
+            elif kind == "prod":
+                lines.append(f"{indent}{acc_ref} *= {v}")
+            elif kind == "any":
+                lines.append(f"{indent}if {v} != 0:")
+                lines.append(f"{indent}    {acc_ref} = True")
+            elif kind == "all":
+                lines.append(f"{indent}if {v} == 0:")
+                lines.append(f"{indent}    {acc_ref} = False")
+            else:
+                cmp = ">" if kind == "max" else "<"
+                nan = " or v != v" if in_dt.kind == "f" else ""
+                lines.append(f"{indent}v = {v}")
+                lines.append(f"{indent}if v {cmp} {acc_ref}{nan}:")
+                lines.append(f"{indent}    {acc_ref} = v")
+            result = "acc"
+    if keepdims:
+        full = _tuple(["1" if j in axes else f"d{j}" for j in range(ndim)])
+        if scalar_acc:
+            lines.append(f"return np.full({full}, {result}, dtype={_np_dtype(out_dtype)})")
+        else:
+            lines.append(f"return {result}.reshape({full})")
+    else:
+        lines.append(f"return {result}")
+    return module.helper(f"red_{kind}", ["x"], lines)
+
+
+def _lse_lines(ndim, axes, kept, dt, kshape, kidx, idx):
+    scalar = not kept
+    ref = (lambda a: a) if scalar else (lambda a: f"{a}[{kidx}]")
+    lines = []
+    if scalar:
+        lines += [f"m = {literal(-np.inf, dt)}", f"s = {literal(0, dt)}"]
+    else:
+        lines += [f"m = np.full({kshape}, {literal(-np.inf, dt)}, dtype={_np_dtype(dt)})",
+                  f"s = np.zeros({kshape}, dtype={_np_dtype(dt)})"]
+    loops = []
+    indent = ""
+    for j in range(ndim):
+        loops.append(f"{indent}for i{j} in range(d{j}):")
+        indent += "    "
+    lines += loops
+    lines += [f"{indent}v = {cast_expression(f'x[{idx}]', dt)}",
+              f"{indent}if v > {ref('m')} or v != v:", f"{indent}    {ref('m')} = v"]
+    if scalar:
+        lines += ["if not np.isfinite(m):", f"    m = {literal(0, dt)}"]
+    else:
+        lines += ["m = np.where(np.isfinite(m), m, 0).astype(" + _np_dtype(dt) + ")"]
+    lines += loops
+    lines.append(f"{indent}{ref('s')} += np.exp({cast_expression(f'x[{idx}]', dt)} - {ref('m')})")
+    lines.append("out = np.log(s) + m")
+    return lines
+
+
+def _reduce_gen(kind):
+    def gen(op, node, w):
+        x = node.inputs[0]
+        nd = _ndim(x)
+        if nd == 0:
+            if kind in ("argmax", "argmin"):
+                return [f"{w.out()} = np.int64(0)"]
+            return [f"{w.out()} = {cast_expression(w.inputs[0], _dt(node.outputs[0]))}"]
+        name = reduce_helper(w.module, kind, nd, op.axis, op.keepdims, _dt(x),
+                             _dt(node.outputs[0]))
+        return [f"{w.out()} = {name}({w.inputs[0]})"]
+    return gen
+
+
+def _softmax_gen(log):
+    def gen(op, node, w):
+        x = node.inputs[0]
+        nd = _ndim(x)
+        dt = _dt(node.outputs[0])
+        if nd == 0:
+            return [f"{w.out()} = {literal(0 if log else 1, dt)}"]
+        mx = reduce_helper(w.module, "max", nd, op.axis, True, dt, dt)
+        sm = reduce_helper(w.module, "sum", nd, op.axis, True, dt, dt)
+        xe = w.inputs[0] if _dt(x) == dt else f"{w.inputs[0]}.astype({_np_dtype(dt)})"
+        m, z, e = w.fresh(), w.fresh(), w.fresh()
+        lines = [f"{m} = {mx}({xe})", f"{m} = np.where(np.isfinite({m}), {m}, 0).astype("
+                 f"{_np_dtype(dt)})", f"{z} = {xe} - {m}", f"{e} = np.exp({z})"]
+        if log:
+            lines.append(f"{w.out()} = {z} - np.log({sm}({e}))")
+        else:
+            lines.append(f"{w.out()} = {e} / {sm}({e})")
+        return lines
+    return gen
+
+
+# -- linear algebra ------------------------------------------------------------------------------
+
+def _dot(op, node, w):
+    a, b = node.inputs
+    dt = _dt(node.outputs[0])
+    if dt.kind not in "fc" or _ndim(a) > 2 or _ndim(b) > 2:
+        raise Unsupported("numba's np.dot takes float matrices and vectors only")
+    ea, eb = [e if _dt(v) == dt else f"{e}.astype({_np_dtype(dt)})"
+              for v, e in zip((a, b), w.inputs)]
+    if _ndim(a) == 0 or _ndim(b) == 0:
+        return [f"{w.out()} = {ea} * {eb}"]
+    ea, eb = f"np.ascontiguousarray({ea})", f"np.ascontiguousarray({eb})"
+    return [f"{w.out()} = np.dot({ea}, {eb})"]
+
+
+def _matmul(op, node, w):
+    a, b = node.inputs
+    if _ndim(a) > 2 or _ndim(b) > 2:
+        raise Unsupported("batched matmul")
+    return _dot(op, node, w)
+
+
+def _tensordot(op, node, w):
+    a, b = node.inputs
+    dt = _dt(node.outputs[0])
+    if dt.kind not in "fc":
+        raise Unsupported("numba's np.dot takes floats only")
+    axes_a, axes_b = list(op.axes_a), list(op.axes_b)
+    free_a = [k for k in range(_ndim(a)) if k not in axes_a]
+    free_b = [k for k in range(_ndim(b)) if k not in axes_b]
+    ea, eb = [e if _dt(v) == dt else f"{e}.astype({_np_dtype(dt)})"
+              for v, e in zip((a, b), w.inputs)]
+    ta, tb, ra, rb, r = (w.fresh() for _ in range(5))
+
+    def prod(expr, axes):
+        return " * ".join(f"{expr}.shape[{k}]" for k in axes) or "1"
+
+    lines = [f"{ta} = np.ascontiguousarray({ea}.transpose({_tuple(map(str, free_a + axes_a))}))"
+             if _ndim(a) else f"{ta} = {ea}",
+             f"{tb} = np.ascontiguousarray({eb}.transpose({_tuple(map(str, axes_b + free_b))}))"
+             if _ndim(b) else f"{tb} = {eb}",
+             f"{ra} = {ta}.reshape(({prod(ea, free_a)}, {prod(ea, axes_a)}))",
+             f"{rb} = {tb}.reshape(({prod(eb, axes_b)}, {prod(eb, free_b)}))",
+             f"{r} = np.dot({ra}, {rb})"]
+    out_shape = [f"{ea}.shape[{k}]" for k in free_a] + [f"{eb}.shape[{k}]" for k in free_b]
+    if out_shape:
+        lines.append(f"{w.out()} = {r}.reshape({_tuple(out_shape)})")
+    else:
+        lines.append(f"{w.out()} = {r}[0, 0]")
+    return lines
+
+
+# -- indexing --------------------------------------------------------------------------------------
+
+def _index_expr(op, node, w, first):
+    """The index expression of a Subtensor-like node, or Unsupported."""
+    vals = iter(w.inputs[first:])
+    var_iter = iter(node.inputs[first:])
+    parts = []
+    n_adv = 0
+    lines = []
+    x = node.inputs[0]
+    axis = 0
+    for e in op.idx_list:
+        if isinstance(e, tuple):
+            bounds = []
+            for has in e[1:]:
+                if has:
+                    next(var_iter)
+                    bounds.append(next(vals))
+                else:
+                    bounds.append("")
+            parts.append(":".join(bounds) if bounds[2] else f"{bounds[0]}:{bounds[1]}")
+            axis += 1
+        elif e == "i":
+            v = next(vals)
+            next(var_iter)
+            n = f"{w.inputs[0]}.shape[{axis}]"
+            lines.append(f"if {v} < -{n} or {v} >= {n}:")
+            lines.append("    raise IndexError('index out of bounds')")
+            parts.append(v)
+            axis += 1
+        elif e == "a":
+            var = next(var_iter)
+            v = next(vals)
+            if var.ndim != 1:
+                raise Unsupported("numba indexes with one-dimensional arrays only")
+            n_adv += 1
+            if var.dtype == "bool":
+                parts.append(v)
+            else:
+                n = f"{w.inputs[0]}.shape[{axis}]"
+                lines.append(f"if {v}.size and ({v}.min() < -{n} or {v}.max() >= {n}):")
+                lines.append("    raise IndexError('index out of bounds')")
+                parts.append(v)
+            axis += 1
+        elif e == "n":
+            parts.append("None")
+        else:
+            raise Unsupported("an Ellipsis between advanced indices")
+    if n_adv > 1:
+        raise Unsupported("numba allows one advanced index")
+    if n_adv and "None" in parts:
+        raise Unsupported("numba cannot mix newaxis with an advanced index")
+    del x
+    if not parts:
+        return lines, "..."
+    return lines, ", ".join(parts) + ("," if len(parts) == 1 else "")
+
+
+def _subtensor(op, node, w):
+    if _ndim(node.inputs[0]) == 0:
+        raise Unsupported("indexing a scalar")
+    lines, idx = _index_expr(op, node, w, 1)
+    out = w.out()
+    lines.append(f"{out} = {w.inputs[0]}[{idx}]")
+    return lines
+
+
+def _inc_subtensor(op, node, w):
+    x, y = node.inputs[:2]
+    if _ndim(x) == 0:
+        raise Unsupported("indexing a scalar")
+    lines, idx = _index_expr(op, node, w, 2)
+    out = w.out()
+    lines.append(f"{out} = {w.inputs[0]}.copy()")
+    adv = [k for k, e in enumerate(op.idx_list) if e == "a"]
+    ey = w.inputs[1]
+    if not adv or op.set_instead_of_inc:
+        if adv and node.inputs[2 + _index_input_position(op, adv[0])].dtype != "bool" \
+                and not op.set_instead_of_inc:
+            raise Unsupported("advanced increments")
+        lines.append(f"{out}[{idx}] {'=' if op.set_instead_of_inc else '+='} {ey}")
+        return lines
+    # advanced increment (repeated indices add up): one advanced index, other entries full
+    # slices; a loop over the index
+    (p,) = adv
+    others = [e for k, e in enumerate(op.idx_list) if k != p]
+    if any(e != ("s", False, False, False) for e in others):
+        raise Unsupported("advanced increments mixed with other indices")
+    ivar = node.inputs[2 + _index_input_position(op, p)]
+    ie = w.inputs[2 + _index_input_position(op, p)]
+    if ivar.dtype == "bool":
+        t = w.fresh()
+        lines.append(f"{t} = np.nonzero({ie})[0]")
+        ie = t
+    region = w.fresh()
+    lines.append(f"{region} = {out}[{idx}]")
+    yb = w.fresh()
+    rnd = _ndim(x)
+    lines.append(f"{yb} = np.broadcast_to({ey}, {_tuple([f'{region}.shape[{k}]' for k in range(rnd)])})"
+                 if _ndim(y) else f"{yb} = {ey}")
+    k = w.fresh("k")
+    lead = ":, " * p
+    ysel = f"{yb}[{lead}{k}]" if _ndim(y) else yb
+    lines.append(f"for {k} in range({ie}.shape[0]):")
+    lines.append(f"    {out}[{lead}{ie}[{k}]] += {ysel}")
+    return lines
+
+
+def _index_input_position(op, entry):
+    """Position (among the index inputs) of idx_list entry ``entry``."""
+    k = 0
+    for j, e in enumerate(op.idx_list):
+        if j == entry:
+            return k
+        if isinstance(e, tuple):
+            k += sum(e[1:])
+        elif e in ("i", "a"):
+            k += 1
+    raise IndexError(entry)
+
+
+# -- cumulative ops and sorting --------------------------------------------------------------------
+
+def _axis_loops(ndim, axis, reverse=False, shape="x"):
+    lines, indent = [], ""
+    for j in range(ndim):
+        if j == axis and reverse:
+            lines.append(f"{indent}for i{j} in range({shape}.shape[{j}] - 1, -1, -1):")
+        else:
+            lines.append(f"{indent}for i{j} in range({shape}.shape[{j}]):")
+        indent += "    "
+    return lines, indent
+
+
+def _cumop(op, node, w):
+    nd = _ndim(node.inputs[0])
+    dt = _dt(node.outputs[0])
+    ax = op.axis
+    loops, indent = _axis_loops(nd, ax, op.reverse)
+    idx = ", ".join(f"i{j}" for j in range(nd))
+    prev = ", ".join((f"i{j} + 1" if op.reverse else f"i{j} - 1") if j == ax else f"i{j}"
+                     for j in range(nd))
+    first = f"x.shape[{ax}] - 1" if op.reverse else "0"
+    sym = "+" if op.mode == "add" else "*"
+    body = [f"out = np.empty(x.shape, dtype={_np_dtype(dt)})"] + loops + [
+        f"{indent}v = {cast_expression(f'x[{idx}]', dt)}",
+        f"{indent}if i{ax} == {first}:",
+        f"{indent}    out[{idx}] = v",
+        f"{indent}else:",
+        f"{indent}    out[{idx}] = out[{prev}] {sym} v",
+        "return out"]
+    name = w.module.helper("cum", ["x"], body)
+    return [f"{w.out()} = {name}({w.inputs[0]})"]
+
+
+def _shift(op, node, w):
+    nd = _ndim(node.inputs[0])
+    dt = _dt(node.outputs[0])
+    ax, off = op.axis, op.offset
+    loops, indent = _axis_loops(nd, ax)
+    idx = ", ".join(f"i{j}" for j in range(nd))
+    src = ", ".join(f"i{j} - {off}" if j == ax else f"i{j}" for j in range(nd))
+    fill = literal(op.fill, dt) if not isinstance(op.fill, bool) else literal(int(op.fill), dt)
+    body = [f"out = np.empty(x.shape, dtype={_np_dtype(dt)})", f"n = x.shape[{ax}]"] + loops + [
+        f"{indent}if 0 <= i{ax} - {off} < n:",
+        f"{indent}    out[{idx}] = x[{src}]",
+        f"{indent}else:",
+        f"{indent}    out[{idx}] = {fill}",
+        "return out"]
+    name = w.module.helper("shift", ["x"], body)
+    return [f"{w.out()} = {name}({w.inputs[0]})"]
+
+
+def _recurrence(op, node, w):
+    a, b = node.inputs
+    nd = _ndim(node.outputs[0])
+    dt = _dt(node.outputs[0])
+    ax = op.axis
+    sa, sb = a.type.shape, b.type.shape
+    lines = []
+    dims = []
+    for j in range(nd):
+        lines.append(f"d{j} = max(a.shape[{j}], b.shape[{j}])")
+        lines.append(f"ma{j} = 1 if a.shape[{j}] != 1 else 0")
+        lines.append(f"mb{j} = 1 if b.shape[{j}] != 1 else 0")
+        dims.append(f"d{j}")
+    del sa, sb
+    lines.append(f"out = np.empty({_tuple(dims)}, dtype={_np_dtype(dt)})")
+    loops, indent = [], ""
+    for j in range(nd):
+        if j == ax and op.reverse:
+            loops.append(f"{indent}for i{j} in range(d{j} - 1, -1, -1):")
+        else:
+            loops.append(f"{indent}for i{j} in range(d{j}):")
+        indent += "    "
+    idx = ", ".join(f"i{j}" for j in range(nd))
+    ia = ", ".join(f"i{j} * ma{j}" for j in range(nd))
+    ib = ", ".join(f"i{j} * mb{j}" for j in range(nd))
+    prev = ", ".join((f"i{j} + 1" if op.reverse else f"i{j} - 1") if j == ax else f"i{j}"
+                     for j in range(nd))
+    first = f"d{ax} - 1" if op.reverse else "0"
+    lines += loops + [
+        f"{indent}bv = {cast_expression(f'b[{ib}]', dt)}",
+        f"{indent}if i{ax} == {first}:",
+        f"{indent}    out[{idx}] = bv",
+        f"{indent}else:",
+        f"{indent}    out[{idx}] = {cast_expression(f'a[{ia}]', dt)} * out[{prev}] + bv",
+        "return out"]
+    name = w.module.helper("recur", ["a", "b"], lines)
+    return [f"{w.out()} = {name}({w.inputs[0]}, {w.inputs[1]})"]
+
+
+def _sort_gen(arg):
+    def gen(op, node, w):
+        nd = _ndim(node.inputs[0])
+        ax = op.axis
+        perm = [j for j in range(nd) if j != ax] + [ax]
+        inv = [perm.index(j) for j in range(nd)]
+        outer = nd - 1
+        lines = [f"y = np.ascontiguousarray(x.transpose({_tuple(map(str, perm))}))" if nd > 1
+                 else "y = x.copy()"]
+        lines.append(f"r = y.reshape((-1, y.shape[{nd - 1}]))" if nd > 1 else
+                     "r = y.reshape((1, y.shape[0]))")
+        dt = "np.int64" if arg else "y.dtype"
+        lines.append(f"o = np.empty(r.shape, dtype={dt})")
+        lines.append("for k in range(r.shape[0]):")
+        if arg:
+            lines.append("    o[k] = np.argsort(r[k], kind='mergesort')")
+        else:
+            lines.append("    o[k] = np.sort(r[k])")
+        if nd > 1:
+            lines.append(f"o2 = o.reshape({_tuple([f'y.shape[{j}]' for j in range(nd)])})")
+            lines.append(f"return np.ascontiguousarray(o2.transpose({_tuple(map(str, inv))}))")
+        else:
+            lines.append("return o.reshape(x.shape)")
+        del outer
+        name = w.module.helper("argsort" if arg else "sort", ["x"], lines)
+        return [f"{w.out()} = {name}({w.inputs[0]})"]
+    return gen
+
+
+# -- registration ----------------------------------------------------------------------------------
+
+def _mod(name):
+    return importlib.import_module(f"symgrad.tensor.{name}")
+
+
+def register_builtin():
+    elemwise, shape, creation = _mod("elemwise"), _mod("shape"), _mod("creation")
+    reduction, special, linalg = _mod("reduction"), _mod("special"), _mod("linalg")
+    sub, extra, sort = _mod("subtensor"), _mod("extra_ops"), _mod("sort")
+    register(elemwise.Elemwise)(_elemwise)
+    register(elemwise.DimShuffle)(_dimshuffle)
+    register(elemwise.SumTo)(_sum_to)
+    register(shape.Shape)(_shape)
+    register(shape.Shape_i)(_shape_i)
+    register(reduction.ReducedSize)(_reduced_size)
+    register(shape.Reshape)(_reshape)
+    register(shape.Join)(_join)
+    register(shape.Split)(_split)
+    register(shape.Alloc)(_alloc)
+    register(shape.SpecifyShape)(_specify_shape)
+    register(creation.ARange)(_arange)
+    register(creation.Eye)(_eye)
+    for cls, kind in ((reduction.Sum, "sum"), (reduction.Prod, "prod"), (reduction.Max, "max"),
+                      (reduction.Min, "min"), (reduction.Any, "any"), (reduction.All, "all"),
+                      (reduction.Argmax, "argmax"), (reduction.Argmin, "argmin"),
+                      (reduction.LogSumExp, "lse")):
+        register(cls)(_reduce_gen(kind))
+    register(special.Softmax)(_softmax_gen(False))
+    register(special.LogSoftmax)(_softmax_gen(True))
+    register(linalg.Dot)(_dot)
+    register(linalg.MatMul)(_matmul)
+    register(linalg.TensorDot)(_tensordot)
+    register(sub.Subtensor)(_subtensor)
+    register(sub.IncSubtensor)(_inc_subtensor)
+    register(extra.CumOp)(_cumop)
+    register(extra.Shift)(_shift)
+    register(extra.LinearRecurrence)(_recurrence)
+    register(sort.Sort)(_sort_gen(False))
+    register(sort.ArgSort)(_sort_gen(True))
+    from symgrad.gradient import GradientModifier
+
+    register(GradientModifier)(_identity)
+    try:
+        from symgrad.tensor.fusion import FusedElemwise
+    except ImportError:  # pragma: no cover - before the fusion op exists
+        pass
+    else:
+        register(FusedElemwise)(_fused)
+    try:
+        from symgrad.scan.op import Scan
+    except ImportError:  # pragma: no cover
+        pass
+    else:
+        from symgrad.backends.numba.scan import scan_generator
+
+        register(Scan)(scan_generator)
+
+
+del math

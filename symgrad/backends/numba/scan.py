@@ -1,0 +1,128 @@
+"""Scan in the numba backend: the step graph becomes a jitted function and the loop a jitted
+helper calling it (same layout and semantics as ``symgrad.scan.loop``)."""
+
+from __future__ import annotations
+
+from symgrad.backends.numba.codegen import FunctionWriter, Unsupported, _np_dtype, _tuple
+
+__all__ = ["scan_generator"]
+
+
+def _inner_fgraph(op):
+    cached = getattr(op, "_numba_inner_fgraph", None)
+    if cached is not None:
+        return cached
+    from symgrad.compile.mode import Mode
+    from symgrad.compile.pipeline import rewrite_graph
+    from symgrad.graph.fgraph import FunctionGraph
+
+    fgraph = FunctionGraph(op.inner_inputs, op.inner_outputs, clone=True)
+    n = len(fgraph.inputs)
+    fgraph = rewrite_graph(fgraph, Mode("NUMBA"), n_explicit=n, mutable=[False] * n)
+    try:
+        op._numba_inner_fgraph = fgraph
+    except AttributeError:  # pragma: no cover
+        pass
+    return fgraph
+
+
+def _step_function(op, module, parent):
+    fgraph = _inner_fgraph(op)
+    fw = FunctionWriter(module, parent=parent)
+    for var in fgraph.inputs:
+        name = fw.fresh("a")
+        fw.params.append(name)
+        fw.names[var] = name
+    for node in fgraph.toposort():
+        try:
+            fw.node(node)
+        except Unsupported as exc:
+            raise Unsupported(f"its step function uses {node.op}: {exc}") from None
+    name = fw.function("step", fgraph.outputs)
+    return name, fw.const_params
+
+
+def scan_generator(op, node, w):
+    info = op.info
+    step, consts = _step_function(op, w.module, w.fw)
+    n_seqs, n_states, n_nitsot = info.n_seqs, info.n_states, info.n_nitsot
+    spans, last, reverse = info.spans, info.state_last, info.reverse
+    seq_reads = [(j, o) for j, offsets in enumerate(info.seq_taps) for o in offsets]
+    state_reads = [(k, tap) for k, taps in enumerate(info.state_taps) for tap in taps]
+    state_types = [v[0].type for v in op.inner_states]
+    nit_types = [o.type for o in op.inner_nitsot_outputs]
+    seqs = [f"s{j}" for j in range(n_seqs)]
+    inits = [f"h{k}" for k in range(n_states)]
+    nons = [f"n{j}" for j in range(info.n_nonseqs)]
+    cs = [f"c{j}" for j in range(len(consts))]
+    lines = []
+    if info.infer_steps:
+        if not seqs:
+            raise Unsupported("a scan without sequences to take its length from")
+        terms = [f"s{j}.shape[0] - {e}" for j, e in enumerate(info.seq_extents)]
+        lines.append(f"steps = {terms[0]}")
+        for t in terms[1:]:
+            lines.append(f"steps = min(steps, {t})")
+        lines += ["if steps < 0:", "    raise ValueError('scan: a sequence is too short')"]
+    else:
+        lines += ["steps = np.int64(n_steps)", "if steps < 0:",
+                  "    raise ValueError('scan: n_steps must be >= 0')"]
+        for j, e in enumerate(info.seq_extents):
+            lines += [f"if s{j}.shape[0] < steps + {e}:",
+                      "    raise ValueError('scan: a sequence is too short for n_steps')"]
+    for k in range(n_states):
+        t = state_types[k]
+        span = spans[k]
+        row = [f"h{k}.shape[{d + 1}]" for d in range(t.ndim)]
+        lines += [f"if h{k}.shape[0] < {span}:",
+                  "    raise ValueError('scan: an initial state has too few rows for its taps')",
+                  f"b{k} = np.empty({_tuple([f'{span} + steps'] + row)}, "
+                  f"dtype={_np_dtype(t.dtype)})"]
+        if reverse:
+            lines.append(f"b{k}[steps:] = h{k}[:{span}]")
+        else:
+            lines.append(f"b{k}[:{span}] = h{k}[:{span}]")
+    for j, t in enumerate(nit_types):
+        placeholder = ["0"] + [str(s) if s is not None else "0" for s in t.shape]
+        lines.append(f"m{j} = np.empty({_tuple(placeholder)}, dtype={_np_dtype(t.dtype)})")
+    lines.append("n_run = steps")
+    lines.append("for r in range(steps):")
+    body = ["t = steps - 1 - r" if reverse else "t = r"]
+    args = [f"s{j}[t + {o}]" for j, o in seq_reads]
+    for k, tap in state_reads:
+        args.append(f"b{k}[t - ({tap})]" if reverse else f"b{k}[{spans[k]} + t + ({tap})]")
+    args += nons + cs
+    n_out = n_states + n_nitsot + int(info.as_while)
+    outs = [f"o{m}" for m in range(n_out)]
+    body.append(f"{', '.join(outs)}{',' if n_out == 1 else ''} = {step}({', '.join(args)})")
+    for k in range(n_states):
+        body.append(f"b{k}[t] = o{k}" if reverse else f"b{k}[{spans[k]} + t] = o{k}")
+    for j, t in enumerate(nit_types):
+        o = f"o{n_states + j}"
+        shape = _tuple(["steps"] + [f"{o}.shape[{d}]" for d in range(t.ndim)])
+        body += ["if r == 0:", f"    m{j} = np.empty({shape}, dtype={_np_dtype(t.dtype)})",
+                 f"m{j}[t] = {o}"]
+    if info.as_while:
+        body += [f"if o{n_out - 1}:", "    n_run = r + 1", "    break"]
+    lines += ["    " + b for b in body]
+    results = []
+    for k in range(n_states):
+        buf = f"b{k}"
+        if info.as_while:
+            lines.append(f"{buf} = {buf}[:{spans[k]} + n_run]")
+        if last[k]:
+            row = f"{buf}[0]" if reverse else f"{buf}[{buf}.shape[0] - 1]"
+            lines.append(f"l{k} = {row}" + (".copy()" if state_types[k].ndim else ""))
+            results.append(f"l{k}")
+        else:
+            results.append(buf)
+    for j in range(n_nitsot):
+        if info.as_while:
+            lines.append(f"m{j} = m{j}[:n_run]")
+        results.append(f"m{j}")
+    lines.append(f"return {_tuple(results)}")
+    params = ["n_steps"] + seqs + inits + nons + cs
+    name = w.module.helper("scan", params, lines)
+    call_args = list(w.inputs) + [w.fw.ref(c) for c in consts]
+    outs_text = ", ".join(w.out_names) + ("," if len(w.out_names) == 1 else "")
+    return [f"{outs_text} = {name}({', '.join(call_args)})"]
