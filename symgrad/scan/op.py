@@ -238,7 +238,16 @@ class Scan(Op):
         inner_mode = Mode(mode.base, backend="python") if mode.backend != "python" else mode
         fgraph = FunctionGraph(self.inner_inputs, self.inner_outputs, clone=True)
         n = len(fgraph.inputs)
-        return compile_graph(fgraph, inner_mode, n_explicit=n, mutable=[False] * n)
+        return compile_graph(fgraph, inner_mode, n_explicit=n, mutable=self.mutable_inputs())
+
+    def mutable_inputs(self) -> list[bool]:
+        """Which step inputs the step may overwrite: the oldest tap of a state that keeps
+        only its last value (the loop writes the new value into that very row next)."""
+        info = self.info
+        flags = [False] * info.n_inner_seq_inputs
+        for taps, last in zip(info.state_taps, info.state_last):
+            flags += [last and tap == min(taps) for tap in taps]
+        return flags + [False] * info.n_nonseqs
 
     def make_thunk_function(self, node):
         from symgrad.scan.loop import make_loop

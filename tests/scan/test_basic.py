@@ -360,3 +360,14 @@ def test_reduce_with_several_taps_keeps_a_ring_of_values():
     np.testing.assert_allclose(f(np.zeros(0), [1.0, 7.0]), 7.0)  # no steps: the newest initial
     (node,) = scan_nodes(f)
     assert node.op.info.state_last == (True,)
+
+
+def test_compiled_scan_pickles():
+    import pickle
+
+    x = st.dvector("x")
+    out, _ = scan(lambda v, h: h * 0.5 + v, sequences=x, outputs_info=st.constant(0.0))
+    f = symgrad.function([x], [out, symgrad.grad(out.sum(), x)])
+    g = pickle.loads(pickle.dumps(f))
+    for a, b in zip(f([1.0, 2.0, 3.0]), g([1.0, 2.0, 3.0])):
+        np.testing.assert_allclose(a, b)

@@ -346,3 +346,41 @@ def test_pullback_builds_a_reverse_scan():
     # the backward step reads tanh's value from the forward loop instead of recomputing it
     names = [getattr(n.op, "scalar_op", None) for n in backward.fgraph.apply_nodes]
     assert "tanh" not in [s.name for s in names if s is not None]
+
+
+def test_nested_scans():
+    def f(X, a):
+        def row_total(r, a):
+            out, _ = scan(lambda v, acc, a: acc * a + st.sin(v), sequences=r,
+                          outputs_info=st.constant(0.0), non_sequences=a)
+            return out[-1]
+
+        res, _ = scan(lambda r, h, a: h * 0.5 + row_total(r, a), sequences=X,
+                      outputs_info=st.constant(0.0), non_sequences=a)
+        return res
+
+    verify_grad(f, [rng(15).normal(size=(3, 4)), np.array(0.7)])
+
+
+def test_map_of_a_recurrent_scan_is_one_batched_loop():
+    def f(X, a):
+        def row_total(r):
+            out, _ = scan(lambda v, acc: acc * a + st.sin(v), sequences=r,
+                          outputs_info=st.constant(0.0))
+            return out[-1]
+
+        res, _ = scan(row_total, sequences=X)
+        return res
+
+    X, a = st.dmatrix("X"), st.dscalar("a")
+    fn = symgrad.function([X, a], f(X, a))
+    assert len([n for n in fn.maker.fgraph.apply_nodes if isinstance(n.op, Scan)]) == 1
+    Xv = rng(16).normal(size=(3, 4))
+    want = []
+    for r in Xv:
+        acc = 0.0
+        for v in r:
+            acc = acc * 0.7 + np.sin(v)
+        want.append(acc)
+    np.testing.assert_allclose(fn(Xv, 0.7), want)
+    verify_grad(f, [Xv, np.array(0.7)])
