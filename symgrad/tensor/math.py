@@ -334,3 +334,15 @@ __all__ += ["fill", "where", "true_divide", "divide", "floor_divide", "power", "
             "absolute", "expit", "log_sigmoid", "square", "bitwise_and", "bitwise_or",
             "bitwise_xor", "equal", "not_equal", "less", "less_equal", "greater",
             "greater_equal", "cast"]
+
+
+def __getattr__(name):
+    # PyTensor's tensor.math also holds reductions and products (sum, max, dot, ...);
+    # they live in their own modules here and are resolved on first use.
+    import symgrad.tensor as T
+
+    if name in ("sum", "prod", "mean", "var", "std", "max", "min", "argmax", "argmin", "any",
+                "all", "logsumexp", "cumsum", "cumprod", "dot", "matmul", "tensordot", "outer",
+                "max_and_argmax", "einsum"):
+        return getattr(T, name)
+    raise AttributeError(f"module 'symgrad.tensor.math' has no attribute {name!r}")
