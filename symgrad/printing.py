@@ -40,8 +40,9 @@ def _format_node(node, args: list[str], out_index: int) -> str:
         return f"{sop.name}({', '.join(args)})"
     if isinstance(op, DimShuffle):
         if op.is_expand_only:
-            if all(d == "x" for d in op.new_order):
-                return args[0]  # a scalar given leading axes: broadcasting says the same
+            k = len(op.new_order) - op.input_ndim
+            if all(d == "x" for d in op.new_order[:k]):
+                return args[0]  # leading axes only: numpy's broadcasting says the same
             index = ", ".join("None" if d == "x" else ":" for d in op.new_order)
             return f"{args[0]}[{index}]"
         if op.new_order == (1, 0):
