@@ -72,6 +72,7 @@ def apply_mode_rewrites(fgraph, mode, n_explicit=None, mutable=None):
         merge_pass(fgraph, context)
         times["merge"] = time.perf_counter() - t
     ran_local = False
+    ran_sets: set = set()
     extra = [s for s in sets if s not in LOCAL_PHASES + GLOBAL_PHASES + _STRUCTURAL]
     for phase in LOCAL_PHASES + tuple(extra):
         if not on(phase):
@@ -80,10 +81,17 @@ def apply_mode_rewrites(fgraph, mode, n_explicit=None, mutable=None):
         rewrites = registry.select_local(phase_sets, disabled)
         if not rewrites and phase in extra:
             continue
+        initial = None
+        if ran_local:
+            # the graph is a fixed point of the sets already run: untouched nodes only
+            # need this phase's new rewrites on their first visit
+            initial = [r for r in rewrites if not (r.sets & ran_sets)]
         t = time.perf_counter()
-        run_local_rewrites(fgraph, rewrites, context=context, merge=merge, fold=fold)
+        run_local_rewrites(fgraph, rewrites, context=context, merge=merge, fold=fold,
+                           initial=initial)
         times[phase] = time.perf_counter() - t
         ran_local = True
+        ran_sets.update(phase_sets)
     if fold and not ran_local:
         t = time.perf_counter()
         run_local_rewrites(fgraph, [], context=context, merge=merge, fold=True)

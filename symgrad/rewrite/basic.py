@@ -89,9 +89,10 @@ def resolve_track(track):
     sop = getattr(track, "scalar_op", None)  # an Elemwise op or an elementwise function
     if sop is not None:
         return ("elemwise", sop.name)
-    name = getattr(track, "name", None)
-    if name is not None and hasattr(track, "numpy_impl"):  # a ScalarOp
-        return ("elemwise", name)
+    from symgrad.tensor.elemwise import ScalarOp
+
+    if isinstance(track, ScalarOp):
+        return ("elemwise", track.name)
     return type(track)  # an op instance: any op of its class
 
 

@@ -120,8 +120,27 @@ def fold_node(node):
     return out
 
 
-def _merge_key(node):
-    return (node.op, tuple(id(i) for i in node.inputs))
+class _OpCanon:
+    """Equal ops map to one instance, hashed once per op object (hashing props is slow)."""
+
+    def __init__(self):
+        self.by_id: dict = {}
+        self.table: dict = {}
+
+    def __call__(self, op):
+        e = self.by_id.get(id(op))
+        if e is not None and e[0] is op:
+            return e[1]
+        try:
+            canon = self.table.setdefault(op, op)
+        except TypeError:  # an unhashable op: only identical objects merge
+            canon = op
+        self.by_id[id(op)] = (op, canon)
+        return canon
+
+
+def _merge_key(node, canon):
+    return (id(canon(node.op)), tuple([id(i) for i in node.inputs]))
 
 
 def apply_replacements(fgraph, node, result, name, context):
@@ -235,12 +254,17 @@ class _Index:
 
 
 def run_local_rewrites(fgraph, rewrites, context=None, merge=True, fold=True,
-                       max_steps=None) -> Counter:
+                       max_steps=None, initial=None) -> Counter:
     """Apply ``rewrites`` (LocalRewrite objects) to ``fgraph`` until nothing changes.
 
+    ``initial``: when given, the first visit of each node tries only these rewrites (and
+    no merging or folding): the graph is known to be a fixed point of the others, as
+    after an earlier phase. Nodes a change touches get every rewrite.
     Returns a Counter of the rewrites applied (by name).
     """
     index = _Index(rewrites)
+    first_index = index if initial is None else _Index(initial)
+    untouched: set = set()
     stats = context.stats if context is not None else Counter()
     check = context is not None and context.check
     queue: deque = deque()
@@ -248,6 +272,7 @@ def run_local_rewrites(fgraph, rewrites, context=None, merge=True, fold=True,
     created: list = []
 
     def push(node):
+        untouched.discard(node)
         if node not in queued:
             queued.add(node)
             queue.append(node)
@@ -268,8 +293,12 @@ def run_local_rewrites(fgraph, rewrites, context=None, merge=True, fold=True,
                         push(c)
 
     for node in fgraph.toposort():
-        push(node)
+        queued.add(node)
+        queue.append(node)
+    if initial is not None:
+        untouched.update(queued)
     output_types = [o.type for o in fgraph.outputs]
+    op_canon = _OpCanon()
     merge_table: dict = {}
     const_table: dict = {}
     apply_nodes = fgraph.apply_nodes
@@ -284,8 +313,16 @@ def run_local_rewrites(fgraph, rewrites, context=None, merge=True, fold=True,
             if node not in apply_nodes:
                 continue
             inputs = node.inputs
+            first = node in untouched
+            if first:
+                untouched.discard(node)
+                if merge:
+                    try:
+                        merge_table[_merge_key(node, op_canon)] = node
+                    except TypeError:
+                        pass
             # 1. constant folding
-            if fold:
+            if fold and not first:
                 all_const = True
                 for i in inputs:
                     if not isinstance(i, Constant):
@@ -299,7 +336,7 @@ def run_local_rewrites(fgraph, rewrites, context=None, merge=True, fold=True,
                         apply_replacements(fgraph, node, consts, "constant_folding", context)
                         continue
             # 2. merging
-            if merge:
+            if merge and not first:
                 for k, i in enumerate(inputs):
                     if isinstance(i, Constant):
                         sig = _signature(i)
@@ -308,14 +345,10 @@ def run_local_rewrites(fgraph, rewrites, context=None, merge=True, fold=True,
                             const_table[sig] = i
                         elif canon is not i:
                             fgraph.change_input(node, k, canon, reason="merge")
-                key = _merge_key(node)
-                try:
-                    other = merge_table.get(key)
-                except TypeError:  # an unhashable op
-                    other = None
-                    key = None
+                key = _merge_key(node, op_canon)
+                other = merge_table.get(key)
                 if other is not None and other is not node and other in apply_nodes \
-                        and _merge_key(other) == key:
+                        and _merge_key(other, op_canon) == key:
                     steps += 1
                     stats["merge"] += 1
                     for o_old, o_new in zip(node.outputs, other.outputs):
@@ -325,7 +358,7 @@ def run_local_rewrites(fgraph, rewrites, context=None, merge=True, fold=True,
                 if key is not None:
                     merge_table[key] = node
             # 3. local rewrites
-            for rw in index.for_op(node.op):
+            for rw in (first_index if first else index).for_op(node.op):
                 try:
                     result = rw.fn(fgraph, node)
                 except (RewriteError, RewriteCheckError):
@@ -365,6 +398,7 @@ def merge_pass(fgraph, context=None) -> int:
     """Merge equal constants and identical nodes (same op, same inputs); returns merges done."""
     const_table: dict = {}
     table: dict = {}
+    op_canon = _OpCanon()
     merged = 0
     for node in fgraph.toposort():
         if node not in fgraph.apply_nodes:
@@ -375,11 +409,8 @@ def merge_pass(fgraph, context=None) -> int:
                 canon = const_table.setdefault(sig, i)
                 if canon is not i:
                     fgraph.change_input(node, k, canon, reason="merge")
-        key = _merge_key(node)
-        try:
-            other = table.get(key)
-        except TypeError:
-            continue
+        key = _merge_key(node, op_canon)
+        other = table.get(key)
         if other is not None and other in fgraph.apply_nodes:
             for o_old, o_new in zip(node.outputs, other.outputs):
                 if o_old in fgraph.variables:

@@ -116,14 +116,34 @@ def _compile_pattern(var):
     return memo[var]
 
 
+_SCALAR_CACHE: dict = {}
+_NOT_SCALAR = object()
+
+
+def _const_scalar(var):
+    """The single value of a one-element constant (cached: constants are immutable)."""
+    e = _SCALAR_CACHE.get(id(var))
+    if e is not None and e[0] is var:
+        return e[1]
+    data = var.data
+    try:
+        value = np.asarray(data).reshape(()).item() if np.size(data) == 1 else _NOT_SCALAR
+    except Exception:  # pragma: no cover - exotic constants
+        value = _NOT_SCALAR
+    if len(_SCALAR_CACHE) > 50000:
+        _SCALAR_CACHE.clear()
+    _SCALAR_CACHE[id(var)] = (var, value)
+    return value
+
+
 def _const_matches(var, value) -> bool:
     if not isinstance(var, Constant):
         return False
-    data = var.data
+    v = _const_scalar(var)
+    if v is not _NOT_SCALAR:
+        return bool(v == value)
     try:
-        if getattr(data, "size", 1) == 1:
-            return bool(np.asarray(data).reshape(()).item() == value)
-        arr = np.asarray(data)
+        arr = np.asarray(var.data)
         return arr.size > 0 and bool(np.all(arr == value))
     except Exception:  # pragma: no cover - exotic constants
         return False
@@ -288,7 +308,7 @@ def fit_to(new, old):
 class PatternRewrite(LocalRewrite):
     """A local rewrite from a pattern, a replacement and an optional condition."""
 
-    __slots__ = ("pattern", "replacement", "condition", "compiled")
+    __slots__ = ("pattern", "replacement", "condition", "compiled", "needs_const")
 
     def __init__(self, name, pattern, replacement, condition=None, sets=("canonicalize",)):
         compiled = _compile_pattern(pattern)
@@ -304,12 +324,20 @@ class PatternRewrite(LocalRewrite):
         self.replacement = replacement
         self.condition = condition
         self.compiled = compiled
+        subs = compiled[4] if compiled[0] == "elemwise" else compiled[2]
+        self.needs_const = any(sp[0] == "const" for sp in subs)
 
     def _apply(self, fgraph, node):
         pat = self.compiled
         index = pat[-1]
         if index >= len(node.outputs):
             return None
+        if self.needs_const:
+            for i in node.inputs:
+                if isinstance(i, Constant):
+                    break
+            else:
+                return None
         out = node.outputs[index]
         b = _match(pat, out, {})
         if b is None:
@@ -351,3 +379,29 @@ def pattern_rewrite(name, pattern, replacement, condition=None, sets=("canonical
     >>> from symgrad.rewrite import registry; registry.remove("doc_example_log_exp")
     """
     return register(PatternRewrite(name, pattern, replacement, condition, sets))
+
+
+class _PatternOps:
+    """``P.sigmoid(x)``: a pattern node for an elementwise function, built without asking
+    numpy (or scipy) for its dtype, so that defining patterns imports nothing."""
+
+    def __getattr__(self, name):
+        import symgrad.tensor as st
+
+        fn = getattr(st, name)
+        op = getattr(fn, "op", None)
+        if op is None:
+            raise AttributeError(f"{name} is not an elementwise function")
+
+        def build(*args):
+            from symgrad.graph.basic import Apply
+            from symgrad.tensor.basic import as_tensor_variable
+            from symgrad.tensor.type import TensorType
+
+            inputs = [as_tensor_variable(a) for a in args]
+            return Apply(op, inputs, [TensorType("float64", ())()]).outputs[0]
+        return build
+
+
+P = _PatternOps()
+__all__.append("P")

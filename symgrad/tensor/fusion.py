@@ -138,17 +138,23 @@ class FusedElemwise(Op):
         return "Fused{" + self.program.text(list(args)) + "}"
 
     def output_dependencies(self):
-        """For each output, the input positions it depends on."""
+        """For each output, the input positions it depends on (a loop per output)."""
+        steps = self.program.steps
         deps = []
-        for _, args, _ in self.program.steps:
-            d = set()
-            for a in args:
-                if a[0] == "i":
-                    d.add(a[1])
-                elif a[0] == "s":
-                    d |= deps[a[1]]
-            deps.append(d)
-        return [sorted(deps[o]) for o in self.program.outputs]
+        for o in self.program.outputs:
+            found = set()
+            seen = {o}
+            stack = [o]
+            while stack:
+                j = stack.pop()
+                for a in steps[j][1]:
+                    if a[0] == "i":
+                        found.add(a[1])
+                    elif a[0] == "s" and a[1] not in seen:
+                        seen.add(a[1])
+                        stack.append(a[1])
+            deps.append(sorted(found))
+        return deps
 
     def make_node(self, *inputs):
         from symgrad.tensor.elemwise import _pad_to_ndim, broadcast_static_shapes

@@ -53,21 +53,21 @@ def _static_dims(var):
     return tuple(out)
 
 
-def _elemwise_rule(node, in_dims):
+def _elemwise_rule(node, in_dims, analysis=None):
     d = bcast_dims(in_dims)
     return [d] * len(node.outputs)
 
 
-def _dimshuffle_rule(node, in_dims):
+def _dimshuffle_rule(node, in_dims, analysis=None):
     (d,) = in_dims
     return [tuple(_ONE if k == "x" else d[k] for k in node.op.new_order)]
 
 
-def _passthrough_rule(node, in_dims):
+def _passthrough_rule(node, in_dims, analysis=None):
     return [in_dims[0]]
 
 
-DIMS_RULES: dict = {}  # op class -> rule(node, input_dims) -> [dims per output] (or None)
+DIMS_RULES: dict = {}  # op class -> rule(node, input_dims, analysis) -> [dims per output] | None
 
 
 def _rules():
@@ -91,7 +91,7 @@ def _rules():
     return DIMS_RULES
 
 
-def _fused_rule(node, in_dims):
+def _fused_rule(node, in_dims, analysis=None):
     deps = node.op.output_dependencies()
     out = []
     for o, dep in zip(node.outputs, deps):
@@ -102,7 +102,7 @@ def _fused_rule(node, in_dims):
     return out
 
 
-def _specify_rule(node, in_dims):
+def _specify_rule(node, in_dims, analysis=None):
     return [tuple(_ONE if s == 1 else frozenset((s,)) if s is not None else d
                   for s, d in zip(node.outputs[0].type.shape, in_dims[0]))]
 
@@ -139,7 +139,7 @@ class Dims:
                 continue
             stack.pop()
             try:
-                outs = rule(node, [memo.get(i) for i in node.inputs])
+                outs = rule(node, [memo.get(i) for i in node.inputs], self)
             except Exception:
                 outs = None
             for o, d in zip(node.outputs, outs or [None] * len(node.outputs)):

@@ -1,10 +1,16 @@
 """The fusion pass: connected elementwise nodes become one FusedElemwise.
 
-Starting from each elementwise node (outputs first), a cluster absorbs the
-elementwise node producing one of its inputs when every client of that input is
-already in the cluster, so the cluster stays convex and computes one output.
-Constants of one element are written into the program. A single elementwise
-node is left alone (it already is one loop).
+1. Elementwise nodes connected producer-to-consumer form components (union-find).
+2. A component is *convex* when no path leaves it and comes back (through a
+   non-elementwise node, e.g. a reduction of one of its values feeding another of
+   its nodes). One pass in topological order finds the components that are not:
+   each node carries the set of components some path to it has left.
+3. A convex component becomes one fused node; its values used outside (or as graph
+   outputs) are the fused node's outputs. A component that is not convex is fused
+   as trees instead: a node absorbs the producer of an input whose only client it is.
+
+Constants of one element are written into the program. A single elementwise node
+is left alone (it already is one loop).
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ from symgrad.rewrite.engine import apply_replacements
 from symgrad.tensor.elemwise import Elemwise
 from symgrad.tensor.fusion import FusedElemwise, Program
 
-MAX_INPUTS = 1024  # keep programs (and their printed form) of a sane size
+_SET_CAP = 64  # beyond this many components on paths to a node, be conservative
+_TOP = object()
 
 
 def _fusable(node) -> bool:
@@ -35,8 +42,8 @@ def _embed(c):
     return ("c", value, str(data.dtype))
 
 
-def _build(cluster, order):
-    members = sorted(cluster, key=order.__getitem__)
+def _build(members, outputs):
+    """(Program, inputs) for ``members`` (in topological order) returning ``outputs``."""
     member_set = set(members)
     step_of = {}
     inputs: list = []
@@ -59,48 +66,129 @@ def _build(cluster, order):
             args.append(("i", input_pos[i]))
         step_of[node.outputs[0]] = len(steps)
         steps.append((node.op.scalar_op, args, node.outputs[0].type.dtype))
-    return Program(len(inputs), steps, [len(steps) - 1]), inputs
+    return Program(len(inputs), steps, [step_of[o] for o in outputs]), inputs
 
 
-@global_rewriter(sets=("fuse",), name="elemwise_fusion")
-def elemwise_fusion(fgraph, context):
-    """Fuse chains of elementwise ops into FusedElemwise nodes."""
-    nodes = fgraph.toposort()
-    order = {n: k for k, n in enumerate(nodes)}
-    assigned: set = set()
+def _components(nodes, fusable):
+    parent = {n: n for n in fusable}
+
+    def find(n):
+        root = n
+        while parent[root] is not root:
+            root = parent[root]
+        while parent[n] is not root:
+            parent[n], n = root, parent[n]
+        return root
+
+    for n in fusable:
+        for i in n.inputs:
+            p = i.owner
+            if p is not None and p in parent:
+                a, b = find(n), find(p)
+                if a is not b:
+                    parent[a] = b
+    return {n: find(n) for n in fusable}
+
+
+def _non_convex(nodes, comp):
+    """The components some path leaves and re-enters."""
+    bad = set()
+    left: dict = {}
+    for n in nodes:
+        k = comp.get(n)
+        acc = None
+        for i in n.inputs:
+            p = i.owner
+            if p is None:
+                continue
+            dp = left.get(p)
+            kp = comp.get(p)
+            if dp is None and (kp is None or kp is k):
+                continue
+            if acc is None:
+                acc = set()
+            if dp is _TOP or acc is _TOP:
+                acc = _TOP
+                continue
+            if dp:
+                acc |= dp
+            if kp is not None and kp is not k:
+                acc.add(kp)
+        if acc is None:
+            continue
+        if acc is not _TOP and len(acc) > _SET_CAP:
+            bad |= acc
+            acc = _TOP
+        if k is not None and (acc is _TOP or k in acc):
+            bad.add(k)
+        left[n] = acc
+    return bad
+
+
+def _tree_clusters(members, fgraph):
+    """Single-output clusters: a node absorbs the producer of an input it alone uses."""
+    member_set = set(members)
     clients = fgraph.clients
-    fused = 0
-    for root in reversed(nodes):
-        if root in assigned or not _fusable(root) or root not in fgraph.apply_nodes:
+    assigned: set = set()
+    out = []
+    for root in reversed(members):
+        if root in assigned:
             continue
         cluster = {root}
         count: dict = {}
         work = [root]
-        leaves = set()
         while work:
             n = work.pop()
             for inp in n.inputs:
                 p = inp.owner
-                if p is None or p in cluster or p in assigned or not _fusable(p):
-                    if not isinstance(inp, Constant):
-                        leaves.add(inp)
+                if p is None or p in cluster or p in assigned or p not in member_set:
                     continue
                 c = count.get(inp, 0) + 1
                 count[inp] = c
-                if c == len(clients[inp]) and len(leaves) < MAX_INPUTS:
+                if c == len(clients[inp]):
                     cluster.add(p)
                     work.append(p)
-                    leaves.discard(inp)
-                else:
-                    leaves.add(inp)
         assigned |= cluster
-        if len(cluster) < 2:
+        if len(cluster) >= 2:
+            out.append((cluster, [root.outputs[0]]))
+    return out
+
+
+@global_rewriter(sets=("fuse",), name="elemwise_fusion")
+def elemwise_fusion(fgraph, context):
+    """Fuse connected elementwise ops into FusedElemwise nodes (several outputs allowed)."""
+    nodes = fgraph.toposort()
+    order = {n: k for k, n in enumerate(nodes)}
+    fusable = [n for n in nodes if _fusable(n)]
+    if len(fusable) < 2:
+        return 0
+    comp = _components(nodes, fusable)
+    bad = _non_convex(nodes, comp)
+    groups: dict = {}
+    for n in fusable:
+        groups.setdefault(comp[n], []).append(n)
+    clients = fgraph.clients
+    clusters = []
+    for k, members in groups.items():
+        if len(members) < 2:
             continue
-        program, inputs = _build(cluster, order)
-        if not inputs or len(inputs) > MAX_INPUTS:
+        if k in bad:
+            clusters.extend(_tree_clusters(members, fgraph))
             continue
-        new = FusedElemwise(program)(*inputs)
-        if apply_replacements(fgraph, root, [new], "elemwise_fusion", context):
+        member_set = set(members)
+        outputs = [n.outputs[0] for n in members
+                   if any(c == "output" or c not in member_set
+                          for c, _ in clients[n.outputs[0]])]
+        clusters.append((member_set, outputs))
+    fused = 0
+    for cluster, outputs in clusters:
+        members = sorted(cluster, key=order.__getitem__)
+        program, inputs = _build(members, outputs)
+        if not inputs:
+            continue
+        new_outs = FusedElemwise(program).make_node(*inputs).outputs
+        pairs = dict(zip(outputs, new_outs))
+        if apply_replacements(fgraph, outputs[0].owner, pairs, "elemwise_fusion", context):
             fused += 1
     if context is not None:
         context.stats["elemwise_fusion"] += fused

@@ -14,7 +14,7 @@ import numpy as np
 import symgrad.tensor.math as sm
 from symgrad.graph.basic import Constant
 from symgrad.rewrite.basic import node_rewriter
-from symgrad.rewrite.pattern import pattern_rewrite, pattern_var
+from symgrad.rewrite.pattern import P, pattern_rewrite, pattern_var
 from symgrad.tensor.basic import constant
 from symgrad.tensor.elemwise import Elemwise, cast
 from symgrad.tensor.rewriting.basic import (
@@ -265,23 +265,23 @@ pattern_rewrite("local_expm1", sm.exp(x) - 1, sm.expm1(x), sets=("stabilize",),
                 condition=_float)
 pattern_rewrite("local_expm1_add", sm.exp(x) + (-1), sm.expm1(x), sets=("stabilize",),
                 condition=_float)
-pattern_rewrite("local_log_sigmoid", sm.log(sm.sigmoid(x)), lambda m: -sm.softplus(-m.x),
+pattern_rewrite("local_log_sigmoid", sm.log(P.sigmoid(x)), lambda m: -sm.softplus(-m.x),
                 sets=("stabilize",), condition=_float)
-pattern_rewrite("local_log1m_sigmoid", sm.log(1 - sm.sigmoid(x)), lambda m: -sm.softplus(m.x),
+pattern_rewrite("local_log1m_sigmoid", sm.log(1 - P.sigmoid(x)), lambda m: -sm.softplus(m.x),
                 sets=("stabilize",), condition=_float)
-pattern_rewrite("local_log1p_neg_sigmoid", sm.log1p(-sm.sigmoid(x)),
+pattern_rewrite("local_log1p_neg_sigmoid", sm.log1p(-P.sigmoid(x)),
                 lambda m: -sm.softplus(m.x), sets=("stabilize",), condition=_float)
-pattern_rewrite("local_1m_sigmoid", 1 - sm.sigmoid(x), lambda m: sm.sigmoid(-m.x),
+pattern_rewrite("local_1m_sigmoid", 1 - P.sigmoid(x), lambda m: sm.sigmoid(-m.x),
                 sets=("stabilize",), condition=_float)
-pattern_rewrite("local_softplus", sm.log(1 + sm.exp(x)), sm.softplus(x), sets=("stabilize",),
+pattern_rewrite("local_softplus", sm.log(1 + sm.exp(x)), lambda m: sm.softplus(m.x), sets=("stabilize",),
                 condition=_float)
-pattern_rewrite("local_softplus_log1p", sm.log1p(sm.exp(x)), sm.softplus(x),
+pattern_rewrite("local_softplus_log1p", sm.log1p(sm.exp(x)), lambda m: sm.softplus(m.x),
                 sets=("stabilize",), condition=_float)
 pattern_rewrite("local_sigmoid_from_div", x / (1 + sm.exp(y)), lambda m: m.x * sm.sigmoid(-m.y),
                 sets=("stabilize",), condition=_float)
-pattern_rewrite("local_exp_over_1p_exp", sm.exp(x) / (1 + sm.exp(x)), sm.sigmoid(x),
+pattern_rewrite("local_exp_over_1p_exp", sm.exp(x) / (1 + sm.exp(x)), lambda m: sm.sigmoid(m.x),
                 sets=("stabilize",), condition=_float)
-pattern_rewrite("local_neg_softplus_neg", sm.sigmoid(sm.neg(sm.neg(x))), sm.sigmoid(x),
+pattern_rewrite("local_sigmoid_neg_neg", P.sigmoid(sm.neg(sm.neg(x))), lambda m: sm.sigmoid(m.x),
                 sets=("stabilize",), condition=_float)
 
 

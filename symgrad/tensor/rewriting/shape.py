@@ -1,1 +1,224 @@
-"""(being written)"""
+"""Shape arithmetic folded where shapes are known; no-op Alloc/Reshape/SpecifyShape/SumTo removed.
+
+Op classes are looked up lazily (``"module:Class"`` tracks), so these rewrites are
+skipped cleanly where an op does not exist.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import symgrad.tensor.math as sm
+from symgrad.graph.basic import Constant
+from symgrad.rewrite.basic import node_rewriter
+from symgrad.tensor.basic import constant
+from symgrad.tensor.elemwise import DimShuffle, Elemwise, SumTo, _pad_to_ndim
+from symgrad.tensor.rewriting.basic import get_dims, lazy_class
+from symgrad.tensor.rewriting.dims import DIMS_RULES, _rules, bcast_dims
+
+SHAPE = "symgrad.tensor.shape:Shape"
+SHAPE_I = "symgrad.tensor.shape:Shape_i"
+ALLOC = "symgrad.tensor.shape:Alloc"
+RESHAPE = "symgrad.tensor.shape:Reshape"
+SPECIFY = "symgrad.tensor.shape:SpecifyShape"
+
+
+# -- dims rules for shape-taking ops: the output has the shape of the variable measured ----------
+
+def _dims_from_shape_vector(shp, dims):
+    """The dims a shape vector describes, when it is Shape(v) (or a constant), else None."""
+    node = shp.owner
+    Shape = lazy_class(SHAPE)
+    if node is not None and Shape is not None and isinstance(node.op, Shape):
+        return dims(node.inputs[0])
+    if isinstance(shp, Constant):
+        return tuple(frozenset() if int(s) == 1 else frozenset((int(s),))
+                     for s in np.asarray(shp.data).reshape(-1))
+    return None
+
+
+def _shape_arg_rule(index):
+    def rule(node, in_dims, analysis, _index=index):
+        d = _dims_from_shape_vector(node.inputs[_index], analysis)
+        return None if d is None else [d]
+    return rule
+
+
+def _register_dims_rules():
+    _rules()
+    DIMS_RULES.setdefault(SumTo, _shape_arg_rule(1))
+    for spec in (ALLOC, RESHAPE):
+        cls = lazy_class(spec)
+        if cls is not None:
+            DIMS_RULES.setdefault(cls, _shape_arg_rule(1))
+    Dot = lazy_class("symgrad.tensor.linalg:Dot")
+    if Dot is not None:
+        DIMS_RULES.setdefault(Dot, _dot_rule)
+
+
+def _dot_rule(node, in_dims, analysis=None):
+    da, db = in_dims
+    return [tuple(da[:-1]) + tuple(db[1:])]
+
+
+_register_dims_rules()
+
+
+def _dims(fgraph):
+    return get_dims(fgraph)
+
+
+# -- rewrites ------------------------------------------------------------------------------------
+
+@node_rewriter([SumTo], sets=("canonicalize",))
+def local_sumto_remove(fgraph, node):
+    """SumTo(g, shape(v)) -> g when g already has v's shape."""
+    g, shp = node.inputs
+    dims = _dims(fgraph)
+    target = _dims_from_shape_vector(shp, dims)
+    if target is not None and len(target) == g.ndim and dims(g) == tuple(target):
+        return [g]
+    return None
+
+
+@node_rewriter([SHAPE], sets=("canonicalize",))
+def local_shape_fold(fgraph, node):
+    """Shape(v) -> a constant when v's shape is static; else Shape of an elementwise
+    input with the same dims (so the intermediate need not exist for its shape)."""
+    (v,) = node.inputs
+    if None not in v.type.shape:
+        return [constant(np.array(v.type.shape, dtype="int64"))]
+    owner = v.owner
+    if owner is None or type(owner.op) not in _SAME_SHAPE_OPS():
+        return None
+    if not _only_measured(fgraph, v):
+        return None  # v is computed anyway: measuring it costs nothing
+    dims = _dims(fgraph)
+    dv = dims(v)
+    for i in owner.inputs:
+        if not isinstance(i, Constant) and i.type.ndim == v.type.ndim and dims(i) == dv:
+            return [node.op(i)]
+    return None
+
+
+@node_rewriter([SHAPE_I], sets=("canonicalize",))
+def local_shape_i_fold(fgraph, node):
+    """Shape_i(v) -> a constant when that length is static; else Shape_i of an elementwise
+    input with the same length there."""
+    (v,) = node.inputs
+    k = node.op.i
+    if v.type.shape[k] is not None:
+        return [constant(v.type.shape[k], dtype="int64")]
+    owner = v.owner
+    if owner is None or type(owner.op) not in _SAME_SHAPE_OPS():
+        return None
+    if not _only_measured(fgraph, v):
+        return None
+    dims = _dims(fgraph)
+    dk = dims(v)[k]
+    for i in owner.inputs:
+        if not isinstance(i, Constant) and i.type.ndim == v.type.ndim and dims(i)[k] == dk:
+            return [node.op(i)]
+    return None
+
+
+def _only_measured(fgraph, v) -> bool:
+    """Every client of ``v`` only reads its shape (so v need not be computed)."""
+    Shape, Shape_i = lazy_class(SHAPE), lazy_class(SHAPE_I)
+    for c, _ in fgraph.clients.get(v, ()):
+        if c == "output" or not isinstance(c.op, (Shape, Shape_i)):
+            return False
+    return True
+
+
+def _SAME_SHAPE_OPS():
+    from symgrad.tensor.fusion import FusedElemwise
+
+    return (Elemwise, FusedElemwise)
+
+
+@node_rewriter([ALLOC], sets=("canonicalize",))
+def local_alloc_remove(fgraph, node):
+    """Alloc(v, shape) -> v when v already has that shape (and dtype)."""
+    value = node.inputs[0]
+    out = node.outputs[0]
+    if value.dtype != out.dtype or value.ndim > out.ndim:
+        return None
+    dims = _dims(fgraph)
+    padded = _pad_to_ndim(value, out.ndim)
+    if dims(padded) == dims(out):
+        return [padded]
+    return None
+
+
+@node_rewriter([Elemwise], sets=("canonicalize",))
+def local_alloc_sink(fgraph, node):
+    """E(alloc(v, shape), y) -> E(v, y) when the other inputs imply the shape."""
+    Alloc = lazy_class(ALLOC)
+    if Alloc is None or node.op.scalar_op.name == "second":
+        return None
+    allocs = [k for k, i in enumerate(node.inputs)
+              if i.owner is not None and isinstance(i.owner.op, Alloc)]
+    if not allocs:
+        return None
+    out = node.outputs[0]
+    dims = _dims(fgraph)
+    target = dims(out)
+    for k in allocs:
+        i = node.inputs[k]
+        value = i.owner.inputs[0]
+        if value.dtype != i.dtype:
+            continue
+        new_inputs = list(node.inputs)
+        new_inputs[k] = _pad_to_ndim(value, i.ndim)
+        if bcast_dims([dims(j) for j in new_inputs]) == target:
+            return [Elemwise(node.op.scalar_op)(*new_inputs)]
+    return None
+
+
+@node_rewriter([RESHAPE], sets=("canonicalize",))
+def local_reshape_noop(fgraph, node):
+    """Reshape(x, shape(x)) -> x (any reshape to the shape it already has)."""
+    x, shp = node.inputs
+    out = node.outputs[0]
+    if x.ndim != out.ndim:
+        return None
+    dims = _dims(fgraph)
+    target = _dims_from_shape_vector(shp, dims)
+    if target is not None and dims(x) == tuple(target):
+        return [x]
+    return None
+
+
+@node_rewriter([RESHAPE], sets=("canonicalize",))
+def local_reshape_reshape(fgraph, node):
+    """Reshape(Reshape(x, s1), s2) -> Reshape(x, s2)."""
+    x, shp = node.inputs
+    Reshape = lazy_class(RESHAPE)
+    if x.owner is None or not isinstance(x.owner.op, Reshape):
+        return None
+    return [node.op(x.owner.inputs[0], shp)]
+
+
+@node_rewriter([SPECIFY], sets=("canonicalize",))
+def local_specify_shape_remove(fgraph, node):
+    """SpecifyShape(x, ...) -> x when x's static shape already says it all."""
+    x = node.inputs[0]
+    out = node.outputs[0]
+    if x.type == out.type:
+        return [x]
+    return None
+
+
+@node_rewriter([DimShuffle], sets=("canonicalize",))
+def local_dimshuffle_of_fill(fgraph, node):
+    """DimShuffle(fill(a, c)) with a one-element constant c -> fill(DimShuffle(a), c)."""
+    (v,) = node.inputs
+    if v.owner is None or type(v.owner.op) is not Elemwise:
+        return None
+    if v.owner.op.scalar_op.name != "second":
+        return None
+    a, c = v.owner.inputs
+    if not isinstance(c, Constant) or c.data.size != 1:
+        return None
+    return [sm.second(node.op(a), constant(c.data.reshape(()), dtype=c.dtype))]
