@@ -39,7 +39,7 @@ def toposort(outputs: Iterable[Variable], inputs: Iterable[Variable] = ()) -> li
 
     Variables in ``inputs`` are treated as given: their owners are not visited.
     """
-    given = set(inputs)
+    given = inputs if isinstance(inputs, set | frozenset) else set(inputs)
     order: list[Apply] = []
     done: set[Apply] = set()
     # Iterative post-order DFS: a node is emitted once all its input owners are.
