@@ -90,7 +90,8 @@ class System:
     build: Callable[[], Any]
     compile: Callable[[Any], Callable[[], Any]]
     isolate: bool = False                         # run it in a subprocess with a timeout
-    note: str = ""
+    env: dict | None = None                       # extra environment of that subprocess;
+    note: str = ""                                # "{tmp}" there is a fresh empty directory
 
 
 @dataclass
@@ -101,6 +102,8 @@ class Case:
     memory: bool = False           # measure the peak memory of one call
     failures_are_results: bool = False  # a symgrad failure is a finding ("FAILED"), not a gap
     timeout: float = 120.0         # seconds for build+compile+first call (subprocess or alarm)
+    escalates: str = ""            # a size series: a system that timed out on an earlier case
+                                   # of the same series is not run on this (larger) one
     rtol: float | None = None
     atol: float | None = None
     note: str = ""
@@ -479,8 +482,9 @@ def run_isolated(workload: str, case: Case, system: System, cfg: Config, mode: s
                 "config": asdict(cfg), "mode": mode, "out": str(Path(tmp) / "result")}
         spec_path = Path(tmp) / "spec.json"
         spec_path.write_text(json.dumps(spec))
-        extra = {"MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "131072"} \
-            if mode == "memory" else {}
+        extra = {k: v.replace("{tmp}", tmp) for k, v in (system.env or {}).items()}
+        if mode == "memory":
+            extra |= {"MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "131072"}
         try:
             proc = subprocess.run([sys.executable, "-m", "bench._child", str(spec_path)],
                                   cwd=ROOT, env=child_env(extra), capture_output=True, text=True,
@@ -536,12 +540,19 @@ def find_case(workload: str, label: str, cfg: Config) -> Case:
 
 # -- running cases ----------------------------------------------------------------------------------
 
-def run_case(workload: str, case: Case, cfg: Config, log=print) -> dict:
+def run_case(workload: str, case: Case, cfg: Config, log=print, timed_out=None) -> dict:
+    """Run one case; `timed_out` maps (series, system) to the case it timed out on."""
     results, outputs, live = [], {}, []
     systems = [s for s in case.systems if cfg.wants(s.name)]
+    timed_out = {} if timed_out is None else timed_out
     for system in systems:
         if not available(system.family):
             results.append(absent_result(system))
+            continue
+        earlier = timed_out.get((case.escalates, system.name)) if case.escalates else None
+        if earlier:
+            results.append(empty_result(system, status="timeout",
+                                        message=f"skipped: timed out on {earlier}"))
             continue
         if system.isolate:
             res, out = run_isolated(workload, case, system, cfg, "run")
@@ -563,6 +574,10 @@ def run_case(workload: str, case: Case, cfg: Config, log=print) -> dict:
                 res["peak_mem_bytes"], res["mem_method"] = mem.get("peak_mem_bytes"), \
                     mem.get("mem_method")
     add_ratios(results)
+    if case.escalates:
+        for r in results:
+            if r["status"] == "timeout":
+                timed_out.setdefault((case.escalates, r["system"]), case.label)
     return {"label": case.label, "kind": "timed", "note": case.note,
             "fresh_graphs": case.fresh_graphs, "results": results}
 
@@ -650,13 +665,13 @@ def run_workload(name: str, cfg: Config, log=print) -> dict:
     module = importlib.import_module(f"bench.{name.lower()}")
     t0 = perf()
     log(f"{name}: {module.TITLE}")
-    cases_out = []
+    cases_out, timed_out = [], {}
     for case in module.cases(cfg):
         if isinstance(case, ColdCase):
             if cfg.cold:
                 cases_out.append(run_cold(case, cfg, log))
         else:
-            cases_out.append(run_case(name, case, cfg, log))
+            cases_out.append(run_case(name, case, cfg, log, timed_out))
         gc.collect()
     return {"name": name, "title": module.TITLE, "about": getattr(module, "ABOUT", ""),
             "summary": getattr(module, "SUMMARY", "median"),
@@ -896,6 +911,11 @@ def render_markdown(data: dict) -> str:
         "",
         f"Command: `{data['command']}`",
         "",
+        "Peers: `pip install \".[bench]\"` (PyTensor, JAX, numba); a peer that is not installed "
+        "shows as *absent*. One workload on small sizes: `python -m bench W3 --quick`; "
+        "re-render a saved run: `python -m bench --from-json bench/last.json --markdown "
+        "BENCHMARKS.md`; `python -m bench --help` lists the options.",
+        "",
         f"Run: {env['date']}, commit {env.get('git_commit')}, mode "
         f"{'quick' if data['config']['quick'] else 'full'}, total {data['wall_s']:.0f} s.",
         "",
@@ -918,7 +938,10 @@ def render_markdown(data: dict) -> str:
         "",
         "- *build+compile*: graph construction plus `function()` (JAX: `jax.jit`; NumPy: 0). "
         "PyTensor's numba backend, JAX and numba compile lazily, inside the *first call*; "
-        "*1st result symgrad/x* compares build+compile+first call.",
+        "*1st result symgrad/x* compares build+compile+first call. PyTensor's on-disk compile "
+        "cache is warm, as on a user's second run (its first-ever numba compile of a scan or "
+        "a large graph can take tens of seconds more), except in W8, which measures "
+        "compilation from an empty cache.",
         "- *median*, *IQR*: steady-state time of one call. Samples are taken with the systems "
         "interleaved (the order rotates each round), adaptively: calls are batched so a "
         "sample lasts at least ~1 ms (`reps` shows samples x calls per sample), and samples "

@@ -90,3 +90,19 @@ def test_thread_env_is_set_from_argv(monkeypatch):
     assert env["OMP_NUM_THREADS"] == env["NUMBA_NUM_THREADS"] == "2"
     assert "intra_op_parallelism_threads=2" in env["XLA_FLAGS"]
     assert _env.threads_from_argv(["--quick"]) == 1
+
+
+def test_a_timed_out_system_is_skipped_on_larger_sizes():
+    from bench.harness import BenchTimeout, Config, run_case
+
+    def hangs():
+        raise BenchTimeout(">1 s")
+
+    cfg = Config(quick=True, repeat=1, budget=0.001)
+    timed_out = {}
+    small = run_case("W0", _case(_system("peer", "numpy", hangs), escalates="n"), cfg,
+                     log=lambda msg: None, timed_out=timed_out)
+    assert small["results"][0]["status"] == "timeout"
+    big = run_case("W0", _case(_system("peer", "numpy", lambda: np.ones(2)), escalates="n"), cfg,
+                   log=lambda msg: None, timed_out=timed_out)
+    assert big["results"][0]["message"] == "skipped: timed out on tiny"
