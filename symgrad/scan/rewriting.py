@@ -76,6 +76,53 @@ def _group(flat, sizes):
     return out
 
 
+def infer_step_shapes(fgraph) -> int:
+    """Replace ``Shape(v)`` / ``Shape_i(v)`` by the shape ``v``'s op infers from its inputs'
+    shapes (``infer_shape``), repeatedly; returns the number of replacements.
+
+    In a step graph this turns e.g. the shape of ``dot(W, h_prev)`` (which a gradient
+    needs to sum a broadcast back) into ``W.shape[0]``: no step computation, so it
+    leaves the loop instead of computing the product again at every step.
+    """
+    from symgrad.tensor.basic import as_tensor_variable
+    from symgrad.tensor.elemwise import cast
+    from symgrad.tensor.shape import Shape, Shape_i, shape_i, stack
+
+    def as_int64(d):
+        d = as_tensor_variable(d)
+        return d if d.dtype == "int64" else cast(d, "int64")
+
+    done = 0
+    changed = True
+    while changed:
+        changed = False
+        for node in fgraph.toposort():
+            if not isinstance(node.op, Shape | Shape_i):
+                continue
+            owner = node.inputs[0].owner
+            infer = getattr(owner.op, "infer_shape", None) if owner is not None else None
+            if infer is None or node.outputs[0] not in fgraph.variables:
+                continue
+            try:
+                shapes = infer(owner, [[shape_i(i, k) for k in range(i.ndim)]
+                                       for i in owner.inputs])
+                dims = [as_int64(d) for d in shapes[node.inputs[0].index]]
+                if isinstance(node.op, Shape_i):
+                    new = dims[node.op.i]
+                elif dims:
+                    new = stack(dims)
+                else:
+                    continue
+            except Exception:  # an op whose shape rule does not apply here
+                continue
+            if new.type.ndim != node.outputs[0].type.ndim:
+                continue
+            fgraph.replace(node.outputs[0], new, reason="infer_step_shapes", check_type=False)
+            done += 1
+            changed = True
+    return done
+
+
 def _mark(op, flag):
     op.__dict__[flag] = True
 
@@ -119,7 +166,10 @@ def scan_push_out_invariants(fgraph, node):
 
     _mark(op, "_inner_rewritten")
     inner = FunctionGraph(op.inner_inputs, op.inner_outputs, clone=True)
-    apply_mode_rewrites(inner, Mode("FAST_RUN").excluding("fuse", "inplace"))
+    mode = Mode("FAST_RUN").excluding("fuse", "inplace")
+    apply_mode_rewrites(inner, mode)
+    if infer_step_shapes(inner):
+        apply_mode_rewrites(inner, mode)
     replacements = rebuild(node, inner.inputs, inner.outputs)
     new_node = next(iter(replacements.values())).owner
     if new_node.op == op and list(new_node.inputs) == list(node.inputs):

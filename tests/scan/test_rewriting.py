@@ -77,6 +77,9 @@ def test_backward_loop_of_the_rnn_keeps_only_what_it_needs():
     forward, backward = compiled_scans(f)
     assert backward.op.info.reverse
     assert backward.op.info.n_nitsot == 0  # the cotangent of X is not computed
+    # dot(W, h) is not computed again for its shape: W.shape[0] is read once, outside
+    dots = [n for n in backward.op.fgraph.apply_nodes if type(n.op).__name__ == "Dot"]
+    assert len(dots) == 1
     r = rng(20)
     Wv, Xv = r.normal(size=(3, 3)) * 0.5, r.normal(size=(5, 3))
     hs_v = [np.zeros(3)]
@@ -88,6 +91,22 @@ def test_backward_loop_of_the_rnn_keeps_only_what_it_needs():
         gW_v += np.outer(ga, hs_v[t - 1])
         gh = Wv.T @ ga
     np.testing.assert_allclose(f(Wv, Xv, np.zeros(3)), gW_v)
+
+
+def test_infer_step_shapes():
+    from symgrad.graph.fgraph import FunctionGraph
+    from symgrad.scan.rewriting import infer_step_shapes
+
+    W, h = st.dmatrix("W"), st.dvector("h")
+    y = st.dot(W, h)
+    fg = FunctionGraph([W, h], [y.shape, y.shape[0] * 2, st.exp(y).shape])
+    assert infer_step_shapes(fg) == 2  # the two Shape(dot) nodes
+    assert "Dot" not in symgrad.pp(fg.outputs[0]) + symgrad.pp(fg.outputs[1])
+    assert "Dot" in symgrad.pp(fg.outputs[2])  # an Elemwise has no shape rule: left alone
+    f = symgrad.function([W, h], list(fg.outputs), mode="FAST_COMPILE")
+    got = f(np.ones((3, 2)), np.ones(2))
+    np.testing.assert_array_equal(got[0], [3])
+    assert got[1] == 6
 
 
 def test_scan_without_rewrites_still_runs():
