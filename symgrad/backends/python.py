@@ -147,11 +147,46 @@ def _run_node_by_node(fgraph, nodes, inputs):
             with np.errstate(all="ignore"):
                 result = node.op.make_thunk_function(node)(*args)
         except Exception as exc:
+            program = getattr(node.op, "program", None)
+            if program is not None:
+                _diagnose_program(node, program, args, exc)
             raise OpRuntimeError(describe_failure(node, args, exc)) from exc
         if len(node.outputs) == 1:
             values[node.outputs[0]] = result
         else:
             values.update(zip(node.outputs, result))
+
+
+def _diagnose_program(node, program, args, exc):
+    """Find the failing step of a fused node; raise OpRuntimeError naming its op."""
+    from symgrad.printing import pp
+
+    results = []
+    for j, (sop, refs, dtype) in enumerate(program.steps):
+        vals, labels = [], []
+        for r in refs:
+            if r[0] == "i":
+                vals.append(args[r[1]])
+                v = node.inputs[r[1]]
+                labels.append(v.name if v.name is not None else pp(v)[:40])
+            elif r[0] == "s":
+                vals.append(results[r[1]])
+                labels.append(f"(step {r[1]})")
+            elif r[0] == "w":
+                vals.append(r[1])
+                labels.append(repr(r[1]))
+            else:
+                vals.append(np.asarray(r[1], dtype=r[2])[()])
+                labels.append(repr(r[1]))
+        try:
+            with np.errstate(all="ignore"):
+                out = np.asarray(sop.numpy_impl(*vals))
+        except Exception as step_exc:
+            parts = ", ".join(f"{lab} (shape {np.shape(v)})" for lab, v in zip(labels, vals))
+            raise OpRuntimeError(
+                f"{sop.name} (step {j} of {node.op}) failed on inputs {parts}: "
+                f"{type(step_exc).__name__}: {step_exc}") from exc
+        results.append(out if out.dtype == dtype else out.astype(dtype))
 
 
 def _make_diagnose(fgraph, nodes):

@@ -111,6 +111,7 @@ class RewriteRegistry:
         self.local: dict[str, LocalRewrite] = {}
         self.global_: dict[str, GlobalRewrite] = {}
         self._version = 0
+        self._loaded = False
 
     def add(self, rewrite):
         if isinstance(rewrite, GlobalRewrite):
@@ -125,15 +126,24 @@ class RewriteRegistry:
         self.global_.pop(name, None)
         self._version += 1
 
+    def _load(self):
+        """The tensor rewrites register themselves on import; load them on first look-up."""
+        if not self._loaded:
+            self._loaded = True
+            import symgrad.tensor.rewriting  # noqa: F401
+
     def __getitem__(self, name):
+        self._load()
         if name in self.local:
             return self.local[name]
         return self.global_[name]
 
     def __contains__(self, name):
+        self._load()
         return name in self.local or name in self.global_
 
     def names(self, set_name: str | None = None) -> list[str]:
+        self._load()
         every = list(self.local.values()) + list(self.global_.values())
         return sorted(r.name for r in every if set_name is None or set_name in r.sets)
 

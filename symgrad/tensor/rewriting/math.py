@@ -76,7 +76,7 @@ pattern_rewrite("local_lt_self", sm.lt(x, x), lambda m: _const_like(False, m.x, 
                 condition=_finite_or_fast())
 pattern_rewrite("local_gt_self", sm.gt(x, x), lambda m: _const_like(False, m.x, m.out),
                 condition=_finite_or_fast())
-pattern_rewrite("local_log_exp", sm.log(sm.exp(x)), x, condition=_float)
+pattern_rewrite("local_log_exp", sm.log(sm.exp(x)), x, condition=_float, sets=("stabilize",))
 
 
 def _reciprocal_const(m):
@@ -376,7 +376,7 @@ def _specialize_pow(m):
         return sm.sqrt(xv)
     if p == -1 and floaty:
         return sm.reciprocal(xv)
-    if float(p).is_integer() and 3 <= abs(p) <= 8 and (floaty or p > 0):
+    if float(p).is_integer() and 2 <= abs(p) <= 8 and (floaty or p > 0):
         n = int(abs(p))
         result = _power_by_squaring(xv, n)
         return sm.reciprocal(result) if p < 0 else result
