@@ -1,16 +1,118 @@
-"""The numba backend against the default backend on the same graphs (tests/backends/conftest.py)."""
+"""The numba backend against the default backend on the same graphs (tests/backends/conftest.py).
 
+numba compiles each graph for several seconds the first time (then loads it from the disk
+cache), so the default run compiles a few compact graphs; set SYMGRAD_TEST_NUMBA_ALL=1 to
+compare every graph of the shared table as well.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
 import warnings
 
+import numpy as np
 import pytest
 
 numba = pytest.importorskip("numba", reason="numba is not installed (pip install 'symgrad[numba]')")
 
-from tests.backends.conftest import compare_with_default  # noqa: E402
+import symgrad  # noqa: E402
+import symgrad.tensor as st  # noqa: E402
+from tests.backends.conftest import CASES, Case, compare_with_default  # noqa: E402
+
+FULL = os.environ.get("SYMGRAD_TEST_NUMBA_ALL") == "1"
 
 
-def test_graphs_match_default(graph_case):
-    name, case = graph_case
+def _quiet_compare(case):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        compare_with_default(case, "NUMBA")
+        return compare_with_default(case, "NUMBA")
+
+
+def test_core_graph_matches_default():
+    # elementwise with broadcasting and weak constants, a fused chain, reductions, dot,
+    # basic and advanced indexing, shape ops and a gradient: one compiled segment
+    x, W = st.dmatrix("x"), st.dmatrix("W")
+    v = st.dvector("v")
+    i = st.lvector("i")
+    h = st.tanh(st.dot(x, W) + v)
+    cost = st.sum(h ** 2) + st.max(x, axis=0).sum() + st.logsumexp(h[:, 1:])
+    gW = symgrad.grad(cost, W)
+    outs = [h, gW, st.sum(x, axis=1, keepdims=True), st.argmax(x, axis=0),
+            st.softmax(x), x[i], x[:, ::-1].T, st.concatenate([x, W[:2]], axis=0),
+            st.inc_subtensor(x[1:, :2], 1.5), st.cast(x > 0.5, "int32") * 3,
+            st.reshape(x, (-1,)), st.cumsum(x, axis=1)]
+    r = np.random.default_rng(0)
+    case = Case([x, W, v, i], outs, [r.normal(size=(3, 4)), r.normal(size=(4, 4)),
+                                     r.normal(size=4), np.array([2, 0, 2])], rtol=1e-6)
+    f = _quiet_compare(case)
+    assert f.executable.n_fallbacks == 0
+
+
+@pytest.mark.slow
+def test_scan_rnn_and_gradient():
+    _quiet_compare(CASES["scan_rnn"]())
+
+
+@pytest.mark.skipif(not FULL, reason="the whole table takes minutes to compile with numba; set "
+                    "SYMGRAD_TEST_NUMBA_ALL=1")
+def test_graphs_match_default(graph_case):
+    name, case = graph_case
+    _quiet_compare(case)
+
+
+def test_fallback_warns_naming_the_op():
+    from symgrad.backends.numba import NumbaFallbackWarning
+
+    a, b = st.dmatrix("a"), st.dmatrix("b")
+    out = st.einsum("ij,jk->ik", a, b)
+    with pytest.warns(NumbaFallbackWarning, match="Einsum"):
+        f = symgrad.function([a, b], out, mode="NUMBA")
+    x, y = np.ones((2, 3)), np.ones((3, 2))
+    np.testing.assert_allclose(f(x, y), x @ y)
+
+
+def test_shared_updates():
+    w = symgrad.shared(np.zeros(3), name="w")
+    x = st.dvector("x")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        f = symgrad.function([x], st.sum(w * x), updates=[(w, w + x)], mode="NUMBA")
+    assert float(f(np.ones(3))) == 0.0
+    assert float(f(np.ones(3))) == 3.0
+    np.testing.assert_array_equal(w.get_value(), [2.0, 2.0, 2.0])
+
+
+_CACHE_SCRIPT = textwrap.dedent("""
+    import time, warnings
+    import numpy as np
+    import symgrad, symgrad.tensor as st
+    x, W = st.dvector("x"), st.dmatrix("W")
+    h = st.tanh(st.dot(W, x) + 1.0)
+    t = time.perf_counter()
+    f = symgrad.function([x, W], [h, symgrad.grad(st.sum(h * x), W)], mode="NUMBA")
+    out = f(np.arange(3.0), np.ones((3, 3)))
+    seconds = time.perf_counter() - t
+    (segment,) = f.executable.program
+    stats = segment.fn.stats
+    print(seconds, sum(stats.cache_hits.values()), sum(stats.cache_misses.values()),
+          f.executable.module.__file__)
+""")
+
+
+@pytest.mark.slow
+def test_disk_cache_second_process_is_fast(tmp_path):
+    env = dict(os.environ, SYMGRAD_CACHE_DIR=str(tmp_path))
+    runs = []
+    for _ in range(2):
+        proc = subprocess.run([sys.executable, "-c", _CACHE_SCRIPT], env=env, capture_output=True,
+                              text=True, timeout=600, cwd=os.getcwd())
+        assert proc.returncode == 0, proc.stderr
+        seconds, hits, misses, path = proc.stdout.split()
+        runs.append((float(seconds), int(hits), int(misses)))
+        assert path.startswith(str(tmp_path / "numba"))
+    (cold, cold_hits, cold_misses), (warm, warm_hits, warm_misses) = runs
+    assert (cold_hits, cold_misses) == (0, 1)
+    # the second process loads the machine code from disk instead of compiling
+    assert (warm_hits, warm_misses) == (1, 0)
+    assert warm < cold, runs

@@ -137,7 +137,7 @@ def _plan(fgraph):
         produced = [o for n in step.nodes for o in n.outputs]
         step.outputs = [o for o in produced
                         if o in outputs or any(j > k for j in needed_later.get(o, ()))]
-        step.name = step.fw.function("segment", step.outputs)
+        step.name = step.fw.function("segment", step.outputs, root=True)
     return module, steps
 
 

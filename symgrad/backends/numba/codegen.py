@@ -13,8 +13,11 @@ arrays.
 
 from __future__ import annotations
 
+import ast
 import importlib
+import keyword
 import math
+import re
 
 import numpy as np
 
@@ -67,16 +70,51 @@ def _tuple(items) -> str:
 
 # -- writers -------------------------------------------------------------------------------------
 
+_KEEP = frozenset(keyword.kwlist) | {
+    "range", "min", "max", "abs", "len", "bool", "int", "float", "complex", "ValueError",
+    "IndexError", "np", "math", "njit", "_jit", "sg_sigmoid", "sg_sigmoid32", "sg_digamma",
+    "sg_erfinv", "sg_erfcinv"}
+_IDENT = re.compile(r"(?<![\w.])[A-Za-z_]\w*")
+_CALL = re.compile(r"^(\s*)(.+?) = (\w+)\((.*)\)$")
+
+
+def _rename_line(line: str, prefix: str, keep=frozenset()) -> str:
+    """Prefix every local name of ``line`` (not attributes, keyword arguments, globals, or
+    text inside '...' strings)."""
+    parts = line.split("'")
+    depth = 0
+    for k in range(0, len(parts), 2):
+        text = parts[k]
+        out, pos = [], 0
+        for m in _IDENT.finditer(text):
+            depth += sum(text.count(c, pos, m.start()) for c in "([") - sum(
+                text.count(c, pos, m.start()) for c in ")]")
+            out.append(text[pos:m.start()])
+            name = m.group(0)
+            after = text[m.end():].lstrip()
+            is_kwarg = depth > 0 and after.startswith("=") and not after.startswith("==")
+            out.append(name if name in _KEEP or name in keep or is_kwarg else prefix + name)
+            pos = m.end()
+        depth += sum(text.count(c, pos) for c in "([") - sum(text.count(c, pos) for c in ")]")
+        out.append(text[pos:])
+        parts[k] = "".join(out)
+    return "'".join(parts)
+
+
 class ModuleWriter:
-    """Collects the helper functions of one generated module (deduplicated by their text)."""
+    """The generated module: helper bodies are inlined textually into the jitted *root*
+    functions (one numba compilation per root: separate jitted helpers would each cost a
+    compilation and then be optimized again inside their callers)."""
 
     def __init__(self):
         self.chunks: list[str] = []
+        self.bodies: dict[str, tuple] = {}
         self._by_text: dict[str, str] = {}
         self._n = 0
+        self._inlined = 0
 
     def helper(self, prefix: str, params: list[str], body: list[str]) -> str:
-        """Add ``def NAME(params): body`` (jitted); returns NAME."""
+        """Record a helper ``def NAME(params): body`` (its last line returns); returns NAME."""
         key = prefix + "|" + ",".join(params) + "\n" + "\n".join(body)
         name = self._by_text.get(key)
         if name is not None:
@@ -84,10 +122,39 @@ class ModuleWriter:
         name = f"{prefix}_{self._n}"
         self._n += 1
         self._by_text[key] = name
+        self.bodies[name] = (list(params), list(body))
+        return name
+
+    def root(self, prefix: str, params: list[str], body: list[str]) -> str:
+        """Emit a jitted function with every helper call in ``body`` inlined; returns its name."""
+        name = f"{prefix}_{self._n}"
+        self._n += 1
         text = ["@_jit", f"def {name}({', '.join(params)}):"]
-        text += ["    " + line for line in body] or ["    pass"]
+        text += ["    " + line for line in self.inline(body)] or ["    pass"]
         self.chunks.append("\n".join(text))
         return name
+
+    def inline(self, lines: list[str]) -> list[str]:
+        out = []
+        for line in lines:
+            m = _CALL.match(line)
+            if m is None or m.group(3) not in self.bodies:
+                out.append(line)
+                continue
+            indent, targets, name = m.group(1), m.group(2), m.group(3)
+            call = ast.parse(line.strip()).body[0].value
+            args = [ast.unparse(a) for a in call.args]
+            params, body = self.bodies[name]
+            self._inlined += 1
+            prefix = f"_{self._inlined}_"
+            expanded = [f"{prefix}{p} = {a}" for p, a in zip(params, args)]
+            expanded += [_rename_line(b, prefix, self.bodies) for b in body[:-1]]
+            last = body[-1]
+            if not last.startswith("return "):
+                raise AssertionError(f"helper {name} does not end with a return: {last!r}")
+            expanded.append(f"{targets} = {_rename_line(last[len('return '):], prefix, self.bodies)}")
+            out += [indent + e for e in self.inline(expanded)]
+        return out
 
     def source(self) -> str:
         header = ("import math\nimport numpy as np\nfrom numba import njit\n"
@@ -157,13 +224,15 @@ class FunctionWriter:
         for o, name in zip(node.outputs, w.out_names):
             self.names[o] = name
 
-    def function(self, prefix, outputs) -> str:
-        """Add the function to the module; returns its name."""
+    def function(self, prefix, outputs, root=False) -> str:
+        """Add the function to the module (a jitted root, or a helper to inline); returns its
+        name."""
         outs = []
         for o in outputs:
             outs.append(self.ref(o))
         body = list(self.lines) + [f"return {_tuple(outs) if outs else '()'}"]
-        return self.module.helper(prefix, self.params + self.const_names, body)
+        add = self.module.root if root else self.module.helper
+        return add(prefix, self.params + self.const_names, body)
 
 
 class NodeWriter:
@@ -187,6 +256,44 @@ class NodeWriter:
 
 
 # -- elementwise ------------------------------------------------------------------------------------
+
+def assign_helper(module, ndim, src_ndim, op="="):
+    """A helper ``assign(dst, src)``: ``dst[...] op src`` with src (``src_ndim`` dims, 0 for a
+    scalar) broadcast against the ``ndim``-d dst, as explicit loops; returns dst."""
+    off = ndim - src_ndim
+    lines = []
+    for j in range(src_ndim):
+        lines += [f"m{j} = 1 if src.shape[{j}] != 1 else 0",
+                  f"if m{j} and src.shape[{j}] != dst.shape[{j + off}]:",
+                  "    raise ValueError('could not broadcast the value to the shape of the "
+                  "target')"]
+    indent = ""
+    for j in range(ndim):
+        lines.append(f"{indent}for i{j} in range(dst.shape[{j}]):")
+        indent += "    "
+    didx = ", ".join(f"i{j}" for j in range(ndim))
+    sidx = ", ".join(f"i{j + off} * m{j}" for j in range(src_ndim))
+    src = f"src[{sidx}]" if src_ndim else "src"
+    if ndim == 0:
+        raise ValueError("assign_helper needs an array target")
+    lines.append(f"{indent}dst[{didx}] {op} {src}")
+    lines.append("return dst")
+    return module.helper(f"assign{ndim}_{src_ndim}", ["dst", "src"], lines)
+
+
+def assign(w, dst, dst_ndim, src, src_ndim, op="="):
+    """Source lines for ``dst[...] op src`` (broadcast), dst an array expression."""
+    if dst_ndim == 0:
+        raise Unsupported("assigning into a 0-d view")
+    name = assign_helper(w.module, dst_ndim, src_ndim, op)
+    return [f"{w.fresh('_')} = {name}({dst}, {src})"]
+
+
+def full(w, out, shape_exprs, value, value_ndim, dtype):
+    """Lines making ``out``: an array of ``shape_exprs`` filled with ``value`` (broadcast)."""
+    return [f"{out} = np.empty({_tuple(shape_exprs)}, dtype={_np_dtype(dtype)})"] + assign(
+        w, out, len(shape_exprs), value, value_ndim)
+
 
 def _weak_literal(var, others_dtypes):
     value = var.data.reshape(()).item()
@@ -254,8 +361,20 @@ def _scalar_program(node, steps, out_steps, w):
     """
     inputs = node.inputs
     ndim = max((_ndim(o) for o in node.outputs), default=0)
-    array_pos = [k for k, i in enumerate(inputs) if _ndim(i) > 0]
-    scalar_pos = [k for k, i in enumerate(inputs) if _ndim(i) == 0]
+    # the inputs the returned steps depend on (an output's shape broadcasts only those)
+    needed, used, work = set(), set(), list(out_steps)
+    while work:
+        j = work.pop()
+        if j in needed:
+            continue
+        needed.add(j)
+        for a in steps[j][1]:
+            if a[0] == "s":
+                work.append(a[1])
+            elif a[0] == "i":
+                used.add(a[1])
+    array_pos = [k for k, i in enumerate(inputs) if _ndim(i) > 0 and k in used]
+    scalar_pos = [k for k, i in enumerate(inputs) if _ndim(i) == 0 and k in used]
     in_dtypes = [_dt(i) for i in inputs]
 
     def body(read):
@@ -267,6 +386,9 @@ def _scalar_program(node, steps, out_steps, w):
             refs[("i", k)] = f"p{k}"
         step_dtypes = []
         for j, (sop, args, dtype) in enumerate(steps):
+            if j not in needed:
+                step_dtypes.append(np.dtype(dtype))
+                continue
             exprs, dts = [], []
             strong = [(in_dtypes[a[1]] if a[0] == "i" else step_dtypes[a[1]] if a[0] == "s"
                        else np.dtype(a[2]) if a[0] == "c" else None) for a in args]
@@ -297,26 +419,19 @@ def _scalar_program(node, steps, out_steps, w):
 
     out_dtypes = [_dt(o) for o in node.outputs]
     if ndim == 0 or not array_pos:
-        lines, exprs = body(lambda k: None)
-        prefix = {f"p{k}": w.inputs[k] for k in scalar_pos}
-        rename = [f"{p} = {e}" for p, e in prefix.items()]
-        local = {}
-        out = []
-        for line in rename + lines:
-            name, _, expr = line.partition(" = ")
-            new = w.fresh("e")
-            for old, repl in sorted(local.items(), key=lambda kv: -len(kv[0])):
-                expr = _replace_name(expr, old, repl)
-            local[name] = new
-            out.append(f"{new} = {expr}")
+        lines, exprs = body(None)
+        results = []
         for m, e in enumerate(exprs):
-            value = local[e] if e in local else e
             if ndim == 0:
-                out.append(f"{w.out(m)} = {value}")
-            else:
-                shape = _tuple(["1"] * ndim)
-                out.append(f"{w.out(m)} = np.full({shape}, {value}, dtype={_np_dtype(out_dtypes[m])})")
-        return out
+                results.append(e)
+                continue
+            lines.append(f"o{m} = np.empty({_tuple(['1'] * ndim)}, dtype={_np_dtype(out_dtypes[m])})")
+            lines.append(f"o{m}[{', '.join(['0'] * ndim)}] = {e}")
+            results.append(f"o{m}")
+        lines.append(f"return {_tuple(results) if len(results) > 1 else results[0]}")
+        name = w.module.helper("sc", [f"p{k}" for k in scalar_pos], lines)
+        call = f"{name}({', '.join(w.inputs[k] for k in scalar_pos)})"
+        return [f"{', '.join(w.out_names)} = {call}"]
     static = [inputs[k].type.shape for k in array_pos]
     name = elementwise_kernel(w.module, ndim, array_pos, static, body,
                               [f"p{k}" for k in scalar_pos], out_dtypes)
@@ -325,12 +440,6 @@ def _scalar_program(node, steps, out_steps, w):
     if len(node.outputs) == 1:
         return [f"{w.out()} = {call}"]
     return [f"{', '.join(w.out_names)} = {call}"]
-
-
-def _replace_name(expr, old, new):
-    import re
-
-    return re.sub(rf"\b{re.escape(old)}\b", new, expr)
 
 
 def _elemwise(op, node, w):
@@ -375,8 +484,7 @@ def _dimshuffle(op, node, w):
     in_nd = op.input_ndim
     out_nd = len(op.new_order)
     if in_nd == 0:
-        shape = _tuple(["1"] * out_nd)
-        return [f"{out} = np.full({shape}, {x}, dtype={_np_dtype(_dt(node.inputs[0]))})"]
+        return full(w, out, ["1"] * out_nd, x, 0, _dt(node.inputs[0]))
     lines = []
     for d in op.drop:
         lines.append(f"if {x}.shape[{d}] != 1:")
@@ -384,23 +492,26 @@ def _dimshuffle(op, node, w):
     if out_nd == 0:
         lines.append(f"{out} = {x}[{', '.join(['0'] * in_nd)}]")
         return lines
-    cur = x
-    if op.drop:
-        idx = ", ".join("0" if d in op.drop else ":" for d in range(in_nd))
-        t = w.fresh()
-        lines.append(f"{t} = {cur}[{idx}]")
-        cur = t
-    remaining = [d for d in range(in_nd) if d not in op.drop]
-    perm = [remaining.index(p) for p in op.transposition]
-    if perm != list(range(len(perm))):
-        t = w.fresh()
-        lines.append(f"{t} = {cur}.transpose({_tuple(map(str, perm))})")
-        cur = t
-    if "x" in op.new_order:
-        idx = ", ".join("None" if d == "x" else ":" for d in op.new_order)
-        lines.append(f"{out} = {cur}[{idx}]")
-    else:
-        lines.append(f"{out} = {cur}")
+    kept = [d for d in op.new_order if d != "x"]
+    if kept == sorted(kept):  # no transposition: index with 0 (drops) and None (new axes)
+        idx = []
+        for d in op.new_order:
+            if d == "x":
+                idx.append("None")
+            else:
+                while len([i for i in idx if i != "None"]) < d:
+                    idx.append("0")
+                idx.append(":")
+        while len([i for i in idx if i != "None"]) < in_nd:
+            idx.append("0")
+        lines.append(f"{out} = {x}[{', '.join(idx)}]")
+        return lines
+    if in_nd == 2 and out_nd == 2:
+        lines.append(f"{out} = {x}.T")
+        return lines
+    shape = _tuple(["1" if d == "x" else f"{x}.shape[{d}]" for d in op.new_order])
+    strides = _tuple(["0" if d == "x" else f"{x}.strides[{d}]" for d in op.new_order])
+    lines.append(f"{out} = np.lib.stride_tricks.as_strided({x}, {shape}, {strides})")
     return lines
 
 
@@ -418,9 +529,8 @@ def _reshape(op, node, w):
         return [f"if {x}.size != 1:", "    raise ValueError('reshape: cannot reshape to ()')",
                 f"{out} = {x}.ravel()[0]"]
     if in_nd == 0:
-        dt = _np_dtype(_dt(node.inputs[0]))
-        return [f"{out} = np.full({_shape_tuple(shp, op.ndim)}, {x}, dtype={dt}).reshape("
-                f"{_shape_tuple(shp, op.ndim)})"]
+        shape = [f"{shp}[{k}] if {shp}[{k}] != -1 else 1" for k in range(op.ndim)]
+        return full(w, out, shape, x, 0, _dt(node.inputs[0]))
     return [f"{out} = np.ascontiguousarray({x}).reshape({_shape_tuple(shp, op.ndim)})"]
 
 
@@ -445,10 +555,22 @@ def _reduced_size(op, node, w):
 
 def _join(op, node, w):
     dt = _dt(node.outputs[0])
-    parts = []
-    for v, e in zip(node.inputs, w.inputs):
-        parts.append(e if _dt(v) == dt else f"{e}.astype({_np_dtype(dt)})")
-    return [f"{w.out()} = np.concatenate({_tuple(parts)}, axis={op.axis})"]
+    nd = _ndim(node.outputs[0])
+    ax = op.axis
+    first = w.inputs[0]
+    total = " + ".join(f"{e}.shape[{ax}]" for e in w.inputs)
+    shape = [total if j == ax else f"{first}.shape[{j}]" for j in range(nd)]
+    out = w.out()
+    lines = [f"{out} = np.empty({_tuple(shape)}, dtype={_np_dtype(dt)})"]
+    pos = w.fresh("p")
+    lines.append(f"{pos} = 0")
+    lead = ":, " * ax
+    for e in w.inputs:
+        view = w.fresh()
+        lines.append(f"{view} = {out}[{lead}{pos}:{pos} + {e}.shape[{ax}]]")
+        lines += assign(w, view, nd, e, nd)
+        lines.append(f"{pos} = {pos} + {e}.shape[{ax}]")
+    return lines
 
 
 def _split(op, node, w):
@@ -461,23 +583,24 @@ def _split(op, node, w):
     for k in range(op.n_splits):
         lines.append(f"{w.out(k)} = {x}[{lead}{pos}:{pos} + {splits}[{k}]]")
         lines.append(f"{pos} = {pos} + {splits}[{k}]")
-    lines.insert(2, f"if np.any({splits} < 0) or np.sum({splits}) != {x}.shape[{op.axis}]:")
-    lines.insert(3, "    raise ValueError('split: sizes must be non-negative and sum to the axis "
-                 "length')")
+    total, q = w.fresh("n"), w.fresh("q")
+    lines[2:2] = [f"{total} = 0", f"for {q} in range({op.n_splits}):",
+                  f"    if {splits}[{q}] < 0:",
+                  "        raise ValueError('split: sizes must be non-negative')",
+                  f"    {total} += {splits}[{q}]",
+                  f"if {total} != {x}.shape[{op.axis}]:",
+                  "    raise ValueError('split: the sizes must sum to the axis length')"]
     return lines
 
 
 def _alloc(op, node, w):
     v, shp = w.inputs
     n = _ndim(node.outputs[0])
-    dt = _np_dtype(_dt(node.outputs[0]))
-    shape = _shape_tuple(shp, n) if n else "()"
     out = w.out()
     if n == 0:
         return [f"{out} = {v}"]
-    if _ndim(node.inputs[0]) == 0:
-        return [f"{out} = np.full({shape}, {v}, dtype={dt})"]
-    return [f"{out} = np.empty({shape}, dtype={dt})", f"{out}[...] = {v}"]
+    return full(w, out, [f"{shp}[{k}]" for k in range(n)], v, _ndim(node.inputs[0]),
+                _dt(node.outputs[0]))
 
 
 def _specify_shape(op, node, w):
@@ -495,13 +618,22 @@ def _specify_shape(op, node, w):
 def _arange(op, node, w):
     start, stop, step = w.inputs
     dt = _np_dtype(op.dtype)
+    n, i = w.fresh("n"), w.fresh("i")
     return [f"if {step} == 0:", "    raise ValueError('arange: step must not be zero')",
-            f"{w.out()} = np.arange({start}, {stop}, {step}).astype({dt})"]
+            f"{n} = max(np.int64(np.ceil(({stop} - {start}) / {step})), 0)",
+            f"{w.out()} = np.empty({n}, dtype={dt})",
+            f"for {i} in range({n}):",
+            f"    {w.out()}[{i}] = {start} + {i} * {step}"]
 
 
 def _eye(op, node, w):
     n, m, k = w.inputs
-    return [f"{w.out()} = np.eye({n}, {m}, {k}, dtype={_np_dtype(op.dtype)})"]
+    out, i = w.out(), w.fresh("i")
+    dt = _dt(node.outputs[0])
+    return full(w, out, [n, m], literal(0, dt), 0, dt) + [
+        f"for {i} in range({n}):",
+        f"    if 0 <= {i} + {k} < {m}:",
+        f"        {out}[{i}, {i} + {k}] = {literal(1, dt)}"]
 
 
 def _identity(op, node, w):
@@ -515,7 +647,8 @@ def _sum_to(op, node, w):
     idx = ", ".join(f"i{j}" for j in range(n))
     oidx = ", ".join(f"i{j} * m{j}" for j in range(n))
     shape = _tuple([f"x.shape[{j}] if m{j} else 1" for j in range(n)])
-    lines.append(f"out = np.zeros({shape}, dtype={_np_dtype(dt)})")
+    lines.append(f"out = np.empty({shape}, dtype={_np_dtype(dt)})")
+    lines.append(f"out = {assign_helper(w.module, n, 0)}(out, {literal(0, dt)})")
     indent = ""
     for j in range(n):
         lines.append(f"{indent}for i{j} in range(x.shape[{j}]):")
@@ -552,6 +685,11 @@ def _init_value(kind, dtype):
 def reduce_helper(module, kind, ndim, axes, keepdims, in_dtype, out_dtype):
     """A helper reducing an ndim array over ``axes`` in memory order."""
     axes = tuple(axes)
+
+    def fill(name, shape, value, dtype, nd):
+        return [f"{name} = np.empty({shape}, dtype={_np_dtype(dtype)})",
+                f"{name} = {assign_helper(module, nd, 0)}({name}, {value})"]
+
     kept = [j for j in range(ndim) if j not in axes]
     acc_dt = np.dtype(out_dtype)
     lines = [f"d{j} = x.shape[{j}]" for j in range(ndim)]
@@ -574,9 +712,9 @@ def reduce_helper(module, kind, ndim, axes, keepdims, in_dtype, out_dtype):
             lines += [f"best = {init}", "arg = 0", "first = True"]
             best_ref, arg_ref, first_ref = "best", "arg", "first"
         else:
-            lines += [f"best = np.full({kshape}, {init}, dtype={_np_dtype(val_dt)})",
-                      f"arg = np.zeros({kshape}, dtype=np.int64)",
-                      f"first = np.ones({kshape}, dtype=np.bool_)"]
+            nk = len(kept)
+            lines += fill("best", kshape, init, val_dt, nk) + fill("arg", kshape, "0", "int64", nk)
+            lines += fill("first", kshape, "True", "bool", nk)
             best_ref, arg_ref, first_ref = f"best[{kidx}]", f"arg[{kidx}]", f"first[{kidx}]"
         # flat position within the reduced axes (C order of those axes)
         pos_terms = []
@@ -601,13 +739,13 @@ def reduce_helper(module, kind, ndim, axes, keepdims, in_dtype, out_dtype):
     else:
         init = _init_value(kind if kind != "lse" else "sum", acc_dt)
         if kind == "lse":
-            lines += _lse_lines(ndim, axes, kept, acc_dt, kshape, kidx, idx)
+            lines += _lse_lines(ndim, axes, kept, acc_dt, kshape, kidx, idx, fill)
             result = "out"
         else:
             if scalar_acc:
                 lines.append(f"acc = {init}")
             else:
-                lines.append(f"acc = np.full({kshape}, {init}, dtype={_np_dtype(acc_dt)})")
+                lines += fill("acc", kshape, init, acc_dt, len(kept))
             indent = ""
             for j in range(ndim):
                 lines.append(f"{indent}for i{j} in range(d{j}):")
@@ -633,7 +771,8 @@ def reduce_helper(module, kind, ndim, axes, keepdims, in_dtype, out_dtype):
     if keepdims:
         full = _tuple(["1" if j in axes else f"d{j}" for j in range(ndim)])
         if scalar_acc:
-            lines.append(f"return np.full({full}, {result}, dtype={_np_dtype(out_dtype)})")
+            lines += fill("kd", full, result, out_dtype, ndim)
+            lines.append("return kd")
         else:
             lines.append(f"return {result}.reshape({full})")
     else:
@@ -641,30 +780,36 @@ def reduce_helper(module, kind, ndim, axes, keepdims, in_dtype, out_dtype):
     return module.helper(f"red_{kind}", ["x"], lines)
 
 
-def _lse_lines(ndim, axes, kept, dt, kshape, kidx, idx):
+def _lse_lines(ndim, axes, kept, dt, kshape, kidx, idx, fill):
     scalar = not kept
     ref = (lambda a: a) if scalar else (lambda a: f"{a}[{kidx}]")
     lines = []
     if scalar:
         lines += [f"m = {literal(-np.inf, dt)}", f"s = {literal(0, dt)}"]
     else:
-        lines += [f"m = np.full({kshape}, {literal(-np.inf, dt)}, dtype={_np_dtype(dt)})",
-                  f"s = np.zeros({kshape}, dtype={_np_dtype(dt)})"]
+        lines += fill("m", kshape, literal(-np.inf, dt), dt, len(kept))
+        lines += fill("s", kshape, literal(0, dt), dt, len(kept))
     loops = []
     indent = ""
     for j in range(ndim):
         loops.append(f"{indent}for i{j} in range(d{j}):")
         indent += "    "
+    kloops, kindent = [], ""
+    for j in kept:
+        kloops.append(f"{kindent}for i{j} in range(d{j}):")
+        kindent += "    "
     lines += loops
     lines += [f"{indent}v = {cast_expression(f'x[{idx}]', dt)}",
               f"{indent}if v > {ref('m')} or v != v:", f"{indent}    {ref('m')} = v"]
-    if scalar:
-        lines += ["if not np.isfinite(m):", f"    m = {literal(0, dt)}"]
-    else:
-        lines += ["m = np.where(np.isfinite(m), m, 0).astype(" + _np_dtype(dt) + ")"]
+    lines += kloops + [f"{kindent}if not np.isfinite({ref('m')}):",
+                       f"{kindent}    {ref('m')} = {literal(0, dt)}"]
     lines += loops
     lines.append(f"{indent}{ref('s')} += np.exp({cast_expression(f'x[{idx}]', dt)} - {ref('m')})")
-    lines.append("out = np.log(s) + m")
+    if scalar:
+        lines.append("out = np.log(s) + m")
+    else:
+        lines.append(f"out = np.empty({kshape}, dtype={_np_dtype(dt)})")
+        lines += kloops + [f"{kindent}{ref('out')} = np.log({ref('s')}) + {ref('m')}"]
     return lines
 
 
@@ -689,16 +834,29 @@ def _softmax_gen(log):
         dt = _dt(node.outputs[0])
         if nd == 0:
             return [f"{w.out()} = {literal(0 if log else 1, dt)}"]
-        mx = reduce_helper(w.module, "max", nd, op.axis, True, dt, dt)
+        mx = reduce_helper(w.module, "max", nd, op.axis, True, _dt(x), _dt(x))
         sm = reduce_helper(w.module, "sum", nd, op.axis, True, dt, dt)
-        xe = w.inputs[0] if _dt(x) == dt else f"{w.inputs[0]}.astype({_np_dtype(dt)})"
-        m, z, e = w.fresh(), w.fresh(), w.fresh()
-        lines = [f"{m} = {mx}({xe})", f"{m} = np.where(np.isfinite({m}), {m}, 0).astype("
-                 f"{_np_dtype(dt)})", f"{z} = {xe} - {m}", f"{e} = np.exp({z})"]
+        xs = x.type.shape
+        ks = tuple(1 if j in op.axis else s for j, s in enumerate(xs))
+        zero = literal(0, dt)
+
+        def shifted(read):  # x - max (the max replaced by 0 where it is not finite)
+            mv = cast_expression(read(1), dt)
+            return [f"mv = {mv}", "if not np.isfinite(mv):", f"    mv = {zero}",
+                    f"z = {cast_expression(read(0), dt)} - mv"], ["np.exp(z)" if not log else "z"]
+        k1 = elementwise_kernel(w.module, nd, [0, 1], [xs, ks], shifted, [], [dt])
+        m, a, b = w.fresh(), w.fresh(), w.fresh()
+        lines = [f"{m} = {mx}({w.inputs[0]})", f"{a} = {k1}({w.inputs[0]}, {m})"]
         if log:
-            lines.append(f"{w.out()} = {z} - np.log({sm}({e}))")
+            k2 = elementwise_kernel(w.module, nd, [0], [xs], lambda r: ([], [f"np.exp({r(0)})"]),
+                                    [], [dt])
+            k3 = elementwise_kernel(w.module, nd, [0, 1], [xs, ks],
+                                    lambda r: ([], [f"{r(0)} - np.log({r(1)})"]), [], [dt])
+            lines += [f"{b} = {sm}({k2}({a}))", f"{w.out()} = {k3}({a}, {b})"]
         else:
-            lines.append(f"{w.out()} = {e} / {sm}({e})")
+            k3 = elementwise_kernel(w.module, nd, [0, 1], [xs, ks],
+                                    lambda r: ([], [f"{r(0)} / {r(1)}"]), [], [dt])
+            lines += [f"{b} = {sm}({a})", f"{w.out()} = {k3}({a}, {b})"]
         return lines
     return gen
 
@@ -740,9 +898,9 @@ def _tensordot(op, node, w):
     def prod(expr, axes):
         return " * ".join(f"{expr}.shape[{k}]" for k in axes) or "1"
 
-    lines = [f"{ta} = np.ascontiguousarray({ea}.transpose({_tuple(map(str, free_a + axes_a))}))"
+    lines = [f"{ta} = np.ascontiguousarray({_permuted(ea, free_a + axes_a)})"
              if _ndim(a) else f"{ta} = {ea}",
-             f"{tb} = np.ascontiguousarray({eb}.transpose({_tuple(map(str, axes_b + free_b))}))"
+             f"{tb} = np.ascontiguousarray({_permuted(eb, axes_b + free_b)})"
              if _ndim(b) else f"{tb} = {eb}",
              f"{ra} = {ta}.reshape(({prod(ea, free_a)}, {prod(ea, axes_a)}))",
              f"{rb} = {tb}.reshape(({prod(eb, axes_b)}, {prod(eb, free_b)}))",
@@ -753,6 +911,18 @@ def _tensordot(op, node, w):
     else:
         lines.append(f"{w.out()} = {r}[0, 0]")
     return lines
+
+
+def _permuted(x, perm):
+    """A view of ``x`` with its axes permuted (as_strided: numba's transpose(axes) is slow to
+    compile)."""
+    if list(perm) == list(range(len(perm))):
+        return x
+    if list(perm) == [1, 0]:
+        return f"{x}.T"
+    shape = _tuple([f"{x}.shape[{d}]" for d in perm])
+    strides = _tuple([f"{x}.strides[{d}]" for d in perm])
+    return f"np.lib.stride_tricks.as_strided({x}, {shape}, {strides})"
 
 
 # -- indexing --------------------------------------------------------------------------------------
@@ -795,8 +965,10 @@ def _index_expr(op, node, w, first):
                 parts.append(v)
             else:
                 n = f"{w.inputs[0]}.shape[{axis}]"
-                lines.append(f"if {v}.size and ({v}.min() < -{n} or {v}.max() >= {n}):")
-                lines.append("    raise IndexError('index out of bounds')")
+                q = w.fresh("q")
+                lines.append(f"for {q} in range({v}.shape[0]):")
+                lines.append(f"    if {v}[{q}] < -{n} or {v}[{q}] >= {n}:")
+                lines.append("        raise IndexError('index out of bounds')")
                 parts.append(v)
             axis += 1
         elif e == "n":
@@ -829,37 +1001,55 @@ def _inc_subtensor(op, node, w):
     lines, idx = _index_expr(op, node, w, 2)
     out = w.out()
     lines.append(f"{out} = {w.inputs[0]}.copy()")
+    sym = "=" if op.set_instead_of_inc else "+="
     adv = [k for k, e in enumerate(op.idx_list) if e == "a"]
     ey = w.inputs[1]
-    if not adv or op.set_instead_of_inc:
-        if adv and node.inputs[2 + _index_input_position(op, adv[0])].dtype != "bool" \
-                and not op.set_instead_of_inc:
-            raise Unsupported("advanced increments")
-        lines.append(f"{out}[{idx}] {'=' if op.set_instead_of_inc else '+='} {ey}")
-        return lines
-    # advanced increment (repeated indices add up): one advanced index, other entries full
-    # slices; a loop over the index
+    sub_op = op._sub_op()
+    region_nd = sub_op.make_node(x, *node.inputs[2:]).outputs[0].ndim
+    if not adv:
+        if region_nd == 0:
+            lines.append(f"{out}[{idx}] {sym} {ey}")
+            return lines
+        region = w.fresh()
+        lines.append(f"{region} = {out}[{idx}]")
+        return lines + assign(w, region, region_nd, ey, _ndim(y), sym)
+    # one advanced index: a loop over it (repeated indices add up; the last one set wins)
     (p,) = adv
+    ivar = node.inputs[2 + _index_input_position(op, p)]
+    ie = w.inputs[2 + _index_input_position(op, p)]
     others = [e for k, e in enumerate(op.idx_list) if k != p]
     if any(e != ("s", False, False, False) for e in others):
         raise Unsupported("advanced increments mixed with other indices")
-    ivar = node.inputs[2 + _index_input_position(op, p)]
-    ie = w.inputs[2 + _index_input_position(op, p)]
     if ivar.dtype == "bool":
         t = w.fresh()
         lines.append(f"{t} = np.nonzero({ie})[0]")
         ie = t
-    region = w.fresh()
-    lines.append(f"{region} = {out}[{idx}]")
-    yb = w.fresh()
-    rnd = _ndim(x)
-    lines.append(f"{yb} = np.broadcast_to({ey}, {_tuple([f'{region}.shape[{k}]' for k in range(rnd)])})"
-                 if _ndim(y) else f"{yb} = {ey}")
     k = w.fresh("k")
     lead = ":, " * p
-    ysel = f"{yb}[{lead}{k}]" if _ndim(y) else yb
+    ynd = _ndim(y)
+    # y broadcasts against the region (len(ie), rest...) laid out with the index axis at p
+    rnd = _ndim(x)
     lines.append(f"for {k} in range({ie}.shape[0]):")
-    lines.append(f"    {out}[{lead}{ie}[{k}]] += {ysel}")
+    row_nd = rnd - 1
+    if ynd == 0:
+        ysel = ey
+        ysel_nd = 0
+    else:
+        # the index axis of the region is axis p; y's axes align to the right
+        ypos = p - (rnd - ynd)
+        if ypos < 0:
+            ysel, ysel_nd = ey, ynd
+        else:
+            ysel = w.fresh()
+            yi = f"{k} if {ey}.shape[{ypos}] != 1 else 0"
+            lines.append(f"    {ysel} = {ey}[{':, ' * ypos}{yi}]")
+            ysel_nd = ynd - 1
+    if row_nd == 0:
+        lines.append(f"    {out}[{ie}[{k}]] {sym} {ysel}")
+        return lines
+    row = w.fresh()
+    lines.append(f"    {row} = {out}[{lead}{ie}[{k}]]")
+    lines += ["    " + line for line in assign(w, row, row_nd, ysel, ysel_nd, sym)]
     return lines
 
 
@@ -974,7 +1164,7 @@ def _sort_gen(arg):
         perm = [j for j in range(nd) if j != ax] + [ax]
         inv = [perm.index(j) for j in range(nd)]
         outer = nd - 1
-        lines = [f"y = np.ascontiguousarray(x.transpose({_tuple(map(str, perm))}))" if nd > 1
+        lines = [f"y = np.ascontiguousarray({_permuted('x', perm)})" if nd > 1
                  else "y = x.copy()"]
         lines.append(f"r = y.reshape((-1, y.shape[{nd - 1}]))" if nd > 1 else
                      "r = y.reshape((1, y.shape[0]))")
@@ -987,7 +1177,7 @@ def _sort_gen(arg):
             lines.append("    o[k] = np.sort(r[k])")
         if nd > 1:
             lines.append(f"o2 = o.reshape({_tuple([f'y.shape[{j}]' for j in range(nd)])})")
-            lines.append(f"return np.ascontiguousarray(o2.transpose({_tuple(map(str, inv))}))")
+            lines.append(f"return np.ascontiguousarray({_permuted('o2', inv)})")
         else:
             lines.append("return o.reshape(x.shape)")
         del outer

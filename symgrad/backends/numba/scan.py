@@ -3,7 +3,13 @@ helper calling it (same layout and semantics as ``symgrad.scan.loop``)."""
 
 from __future__ import annotations
 
-from symgrad.backends.numba.codegen import FunctionWriter, Unsupported, _np_dtype, _tuple
+from symgrad.backends.numba.codegen import (
+    FunctionWriter,
+    Unsupported,
+    _np_dtype,
+    _tuple,
+    assign_helper,
+)
 
 __all__ = ["scan_generator"]
 
@@ -78,10 +84,9 @@ def scan_generator(op, node, w):
                   "    raise ValueError('scan: an initial state has too few rows for its taps')",
                   f"b{k} = np.empty({_tuple([f'{span} + steps'] + row)}, "
                   f"dtype={_np_dtype(t.dtype)})"]
-        if reverse:
-            lines.append(f"b{k}[steps:] = h{k}[:{span}]")
-        else:
-            lines.append(f"b{k}[:{span}] = h{k}[:{span}]")
+        copy = assign_helper(w.module, t.ndim + 1, t.ndim + 1)
+        target = f"b{k}[steps:]" if reverse else f"b{k}[:{span}]"
+        lines.append(f"w{k} = {copy}({target}, h{k}[:{span}])")
     for j, t in enumerate(nit_types):
         placeholder = ["0"] + [str(s) if s is not None else "0" for s in t.shape]
         lines.append(f"m{j} = np.empty({_tuple(placeholder)}, dtype={_np_dtype(t.dtype)})")
@@ -96,12 +101,20 @@ def scan_generator(op, node, w):
     outs = [f"o{m}" for m in range(n_out)]
     body.append(f"{', '.join(outs)}{',' if n_out == 1 else ''} = {step}({', '.join(args)})")
     for k in range(n_states):
-        body.append(f"b{k}[t] = o{k}" if reverse else f"b{k}[{spans[k]} + t] = o{k}")
+        pos = "t" if reverse else f"{spans[k]} + t"
+        if state_types[k].ndim == 0:
+            body.append(f"b{k}[{pos}] = o{k}")
+        else:
+            copy = assign_helper(w.module, state_types[k].ndim, state_types[k].ndim)
+            body.append(f"x{k} = {copy}(b{k}[{pos}], o{k})")
     for j, t in enumerate(nit_types):
         o = f"o{n_states + j}"
         shape = _tuple(["steps"] + [f"{o}.shape[{d}]" for d in range(t.ndim)])
-        body += ["if r == 0:", f"    m{j} = np.empty({shape}, dtype={_np_dtype(t.dtype)})",
-                 f"m{j}[t] = {o}"]
+        body += ["if r == 0:", f"    m{j} = np.empty({shape}, dtype={_np_dtype(t.dtype)})"]
+        if t.ndim == 0:
+            body.append(f"m{j}[t] = {o}")
+        else:
+            body.append(f"y{j} = {assign_helper(w.module, t.ndim, t.ndim)}(m{j}[t], {o})")
     if info.as_while:
         body += [f"if o{n_out - 1}:", "    n_run = r + 1", "    break"]
     lines += ["    " + b for b in body]
