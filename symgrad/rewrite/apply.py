@@ -87,8 +87,11 @@ def apply_mode_rewrites(fgraph, mode, n_explicit=None, mutable=None):
             # need this phase's new rewrites on their first visit
             initial = [r for r in rewrites if not (r.sets & ran_sets)]
         t = time.perf_counter()
+        before = sum(context.stats.values())
         run_local_rewrites(fgraph, rewrites, context=context, merge=merge, fold=fold,
                            initial=initial)
+        if merge and initial is not None and sum(context.stats.values()) != before:
+            merge_pass(fgraph, context)  # new nodes may equal untouched ones
         times[phase] = time.perf_counter() - t
         ran_local = True
         ran_sets.update(phase_sets)

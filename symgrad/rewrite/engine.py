@@ -316,11 +316,6 @@ def run_local_rewrites(fgraph, rewrites, context=None, merge=True, fold=True,
             first = node in untouched
             if first:
                 untouched.discard(node)
-                if merge:
-                    try:
-                        merge_table[_merge_key(node, op_canon)] = node
-                    except TypeError:
-                        pass
             # 1. constant folding
             if fold and not first:
                 all_const = True

@@ -134,6 +134,11 @@ def _weak_dtype(v):
 def _canonical_nary(fgraph, node, name, neutral, absorbing, op):
     out = node.outputs[0]
     dt = out.dtype
+    clients = fgraph.clients.get(out, ())
+    if len(clients) == 1 and clients[0][0] != "output":
+        parent = clients[0][0].outputs[0]
+        if elemwise_name(parent) == name and _flattenable(fgraph, out, name, parent.dtype, parent):
+            return None  # the consumer flattens this whole chain at once (linear, not quadratic)
     floaty = is_float(out)
     factors, consts = [], []
     flips = 0
