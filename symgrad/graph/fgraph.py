@@ -93,6 +93,8 @@ class FunctionGraph:
 
     def import_graph(self, outputs: Sequence[Variable]) -> None:
         """Add the nodes producing ``outputs`` that the graph does not have yet."""
+        if all(o in self.variables for o in outputs):
+            return
         for node in toposort(outputs, self.variables):  # a set: not copied, O(new nodes)
             for i in node.inputs:
                 if (i.owner is None and i not in self.variables
