@@ -668,8 +668,15 @@ class _Ragged:
 
 
 def _scan_static(node):
-    info = node.op.info
-    return () if info.infer_steps else (0,)
+    """n_steps, and the non-sequences that decide shapes inside the step function."""
+    op = node.op
+    info = op.info
+    inner = _inner_program(op)
+    first_nonseq = info.n_inner_seq_inputs + info.n_inner_state_inputs
+    outer_first = 1 + info.n_seqs + info.n_states
+    positions = [] if info.infer_steps else [0]
+    positions += [outer_first + k - first_nonseq for k in sorted(inner.static_inputs)]
+    return positions
 
 
 def _inner_program(op):
@@ -683,7 +690,10 @@ def _inner_program(op):
     fgraph = FunctionGraph(op.inner_inputs, op.inner_outputs, clone=True)
     n = len(fgraph.inputs)
     fgraph = rewrite_graph(fgraph, Mode("JAX"), n_explicit=n, mutable=[False] * n)
-    program = _Program(fgraph, what=f"the step function of {op}", allow_static_args=False)
+    info = op.info
+    first_nonseq = info.n_inner_seq_inputs + info.n_inner_state_inputs
+    program = _Program(fgraph, what=f"the step function of {op}", allow_static_args=False,
+                       passed_static=range(first_nonseq, n))
     try:
         op._jax_inner_program = program
     except AttributeError:  # pragma: no cover
@@ -926,7 +936,12 @@ def _label(var, fgraph_inputs) -> str:
 class _Program:
     """A graph as a Python function of JAX values (traced by jax.jit or lax.scan)."""
 
-    def __init__(self, fgraph, what="the compiled function", allow_static_args=True):
+    def __init__(self, fgraph, what="the compiled function", allow_static_args=True,
+                 passed_static=()):
+        """``passed_static``: input positions whose values the caller can give as static
+        (numpy) values; those a shape needs are listed in ``self.static_inputs``."""
+        self.passed_static = frozenset(passed_static)
+        self.static_inputs = set()
         self.inputs = list(fgraph.inputs)
         self.outputs = list(fgraph.outputs)
         topo = fgraph.toposort()
@@ -989,6 +1004,9 @@ class _Program:
             if var.owner is None:
                 pos = input_pos.get(var)
                 dtype = getattr(var.type, "dtype", "float64")
+                if pos in self.passed_static:
+                    self.static_inputs.add(pos)
+                    continue
                 if (allow_static_args and pos is not None and var.type.ndim <= 1
                         and (dtype.startswith(("int", "uint")) or dtype == "bool")):
                     static_args.add(pos)
