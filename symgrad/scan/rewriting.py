@@ -115,8 +115,9 @@ def infer_step_shapes(fgraph) -> int:
                     continue
             except Exception:  # an op whose shape rule does not apply here
                 continue
-            if new.type.ndim != node.outputs[0].type.ndim:
-                continue
+            if new.type.ndim != node.outputs[0].type.ndim or \
+                    node.inputs[0] in ancestors([new]):
+                continue  # a rule stated through the value itself gains nothing
             fgraph.replace(node.outputs[0], new, reason="infer_step_shapes", check_type=False)
             done += 1
             changed = True

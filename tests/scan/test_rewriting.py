@@ -103,7 +103,7 @@ def test_infer_step_shapes():
     assert infer_step_shapes(fg) == 2  # the two Shape(dot) nodes
     assert "Dot" not in symgrad.pp(fg.outputs[0]) + symgrad.pp(fg.outputs[1])
     assert "Dot" in symgrad.pp(fg.outputs[2])  # an Elemwise has no shape rule: left alone
-    f = symgrad.function([W, h], list(fg.outputs), mode="FAST_COMPILE")
+    f = symgrad.function(fg.inputs, list(fg.outputs), mode="FAST_COMPILE")
     got = f(np.ones((3, 2)), np.ones(2))
     np.testing.assert_array_equal(got[0], [3])
     assert got[1] == 6
