@@ -643,13 +643,18 @@ def _identity(op, node, w):
 def _sum_to(op, node, w):
     n = _ndim(node.inputs[0])
     dt = _dt(node.outputs[0])
+    # the same shape: x itself (no copy); else sum over the axes where s has length 1
+    same = " and ".join(f"s[{j}] == x.shape[{j}]" for j in range(n)) or "True"
     lines = [f"m{j} = 1 if s[{j}] == x.shape[{j}] else 0" for j in range(n)]
     idx = ", ".join(f"i{j}" for j in range(n))
     oidx = ", ".join(f"i{j} * m{j}" for j in range(n))
     shape = _tuple([f"x.shape[{j}] if m{j} else 1" for j in range(n)])
-    lines.append(f"out = np.empty({shape}, dtype={_np_dtype(dt)})")
-    lines.append(f"out = {assign_helper(w.module, n, 0)}(out, {literal(0, dt)})")
-    indent = ""
+    lines.append(f"if {same}:")
+    lines.append("    out = x")
+    lines.append("else:")
+    lines.append(f"    out = np.empty({shape}, dtype={_np_dtype(dt)})")
+    lines.append(f"    out = {assign_helper(w.module, n, 0)}(out, {literal(0, dt)})")
+    indent = "    "
     for j in range(n):
         lines.append(f"{indent}for i{j} in range(x.shape[{j}]):")
         indent += "    "
@@ -872,7 +877,6 @@ def _dot(op, node, w):
               for v, e in zip((a, b), w.inputs)]
     if _ndim(a) == 0 or _ndim(b) == 0:
         return [f"{w.out()} = {ea} * {eb}"]
-    ea, eb = f"np.ascontiguousarray({ea})", f"np.ascontiguousarray({eb})"
     return [f"{w.out()} = np.dot({ea}, {eb})"]
 
 

@@ -76,17 +76,31 @@ def scan_generator(op, node, w):
         for j, e in enumerate(info.seq_extents):
             lines += [f"if s{j}.shape[0] < steps + {e}:",
                       "    raise ValueError('scan: a sequence is too short for n_steps')"]
+    # A state whose outputs are only its last value lives in a ring of span + 1 rows (the row
+    # written at a step is never one its taps read); others in the full buffer.
+    def row_index(k, expr):
+        return f"({expr}) % {spans[k] + 1}" if last[k] else expr
+
     for k in range(n_states):
         t = state_types[k]
         span = spans[k]
         row = [f"h{k}.shape[{d + 1}]" for d in range(t.ndim)]
+        length = f"{span + 1}" if last[k] else f"{span} + steps"
         lines += [f"if h{k}.shape[0] < {span}:",
                   "    raise ValueError('scan: an initial state has too few rows for its taps')",
-                  f"b{k} = np.empty({_tuple([f'{span} + steps'] + row)}, "
-                  f"dtype={_np_dtype(t.dtype)})"]
-        copy = assign_helper(w.module, t.ndim + 1, t.ndim + 1)
-        target = f"b{k}[steps:]" if reverse else f"b{k}[:{span}]"
-        lines.append(f"w{k} = {copy}({target}, h{k}[:{span}])")
+                  f"b{k} = np.empty({_tuple([length] + row)}, dtype={_np_dtype(t.dtype)})"]
+        if last[k]:
+            lines.append(f"for q in range({span}):")
+            pos = row_index(k, "steps + q" if reverse else "q")
+            if t.ndim == 0:
+                lines.append(f"    b{k}[{pos}] = h{k}[q]")
+            else:
+                lines.append(f"    w{k} = {assign_helper(w.module, t.ndim, t.ndim)}(b{k}[{pos}], "
+                             f"h{k}[q])")
+        else:
+            copy = assign_helper(w.module, t.ndim + 1, t.ndim + 1)
+            target = f"b{k}[steps:]" if reverse else f"b{k}[:{span}]"
+            lines.append(f"w{k} = {copy}({target}, h{k}[:{span}])")
     for j, t in enumerate(nit_types):
         placeholder = ["0"] + [str(s) if s is not None else "0" for s in t.shape]
         lines.append(f"m{j} = np.empty({_tuple(placeholder)}, dtype={_np_dtype(t.dtype)})")
@@ -95,13 +109,14 @@ def scan_generator(op, node, w):
     body = ["t = steps - 1 - r" if reverse else "t = r"]
     args = [f"s{j}[t + {o}]" for j, o in seq_reads]
     for k, tap in state_reads:
-        args.append(f"b{k}[t - ({tap})]" if reverse else f"b{k}[{spans[k]} + t + ({tap})]")
+        pos = f"t - ({tap})" if reverse else f"{spans[k]} + t + ({tap})"
+        args.append(f"b{k}[{row_index(k, pos)}]")
     args += nons + cs
     n_out = n_states + n_nitsot + int(info.as_while)
     outs = [f"o{m}" for m in range(n_out)]
     body.append(f"{', '.join(outs)}{',' if n_out == 1 else ''} = {step}({', '.join(args)})")
     for k in range(n_states):
-        pos = "t" if reverse else f"{spans[k]} + t"
+        pos = row_index(k, "t" if reverse else f"{spans[k]} + t")
         if state_types[k].ndim == 0:
             body.append(f"b{k}[{pos}] = o{k}")
         else:
@@ -121,14 +136,14 @@ def scan_generator(op, node, w):
     results = []
     for k in range(n_states):
         buf = f"b{k}"
+        if last[k]:
+            pos = row_index(k, "0" if reverse else f"{spans[k]} + n_run - 1")
+            lines.append(f"l{k} = {buf}[{pos}]" + (".copy()" if state_types[k].ndim else ""))
+            results.append(f"l{k}")
+            continue
         if info.as_while:
             lines.append(f"{buf} = {buf}[:{spans[k]} + n_run]")
-        if last[k]:
-            row = f"{buf}[0]" if reverse else f"{buf}[{buf}.shape[0] - 1]"
-            lines.append(f"l{k} = {row}" + (".copy()" if state_types[k].ndim else ""))
-            results.append(f"l{k}")
-        else:
-            results.append(buf)
+        results.append(buf)
     for j in range(n_nitsot):
         if info.as_while:
             lines.append(f"m{j} = m{j}[:n_run]")
