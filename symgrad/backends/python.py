@@ -29,6 +29,7 @@ import itertools
 import linecache
 import math
 import sys
+import threading
 import time
 from collections import OrderedDict
 
@@ -43,6 +44,7 @@ LOOP_THRESHOLD = 3000
 PROGRAM_THRESHOLD = 400
 _CACHE_SIZE = 512
 _CODE_CACHE: OrderedDict = OrderedDict()
+_CACHE_LOCK = threading.Lock()
 _counter = itertools.count()
 
 
@@ -740,22 +742,25 @@ def compile_fgraph(fgraph, profile=False):
               + ("," if len(params) == 1 else "") + "))\n        raise\n")
     key = _structural_key(fgraph, nodes, profile)
     key = None if key is None else (key, source)
-    code = _CODE_CACHE.get(key) if key is not None else None
+    with _CACHE_LOCK:
+        code = _CODE_CACHE.get(key) if key is not None else None
+        if code is not None:
+            _CODE_CACHE.move_to_end(key)
+    hit = code is not None
     if code is None:
         filename = f"<symgrad-generated-{next(_counter)}>"
         code = compile(source, filename, "exec")
         linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
         if key is not None:
-            _CODE_CACHE[key] = code
-            if len(_CODE_CACHE) > _CACHE_SIZE:
-                _CODE_CACHE.popitem(last=False)
-    else:
-        _CODE_CACHE.move_to_end(key)
+            with _CACHE_LOCK:
+                _CODE_CACHE[key] = code
+                if len(_CODE_CACHE) > _CACHE_SIZE:
+                    _CODE_CACHE.popitem(last=False)
     glb = em.glb
     exec(code, glb)
     fn = glb["_symgrad_fn"]
     fn.source = source
-    fn.cached = code is not None and key is not None
+    fn.cached = hit
     if profile:
         fn.profile = prof
     return fn

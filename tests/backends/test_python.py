@@ -166,6 +166,8 @@ def test_identical_graph_reuses_the_generated_code():
     f1 = build()
     f2 = build()
     assert f2.executable.cached
+    x = st.dvector("x")
+    assert not symgrad.function([x], st.exp(x) * 2.123456 + 1).executable.cached
     assert f1.executable.__code__ is f2.executable.__code__
     np.testing.assert_allclose(f1(np.ones(2)), f2(np.ones(2)))
     x = st.dvector("x")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import symgrad.tensor.math as sm
+from symgrad.graph.basic import Constant
 from symgrad.rewrite.basic import node_rewriter
 from symgrad.tensor.elemwise import DimShuffle, Elemwise
 from symgrad.tensor.rewriting.basic import elemwise_name, get_dims, single_client
@@ -90,3 +91,32 @@ def local_dimshuffle_lift(fgraph, node):
     except ValueError:
         return None
     return [Elemwise(inner.op.scalar_op)(*new_inputs)]
+
+
+def _only_for_shape(fgraph, var) -> bool:
+    """Every client of ``var`` reads only its shape: fills (first input) and shape ops."""
+    for c, k in fgraph.clients.get(var, ()):
+        if c == "output":
+            return False
+        if type(c.op) is Elemwise and c.op.scalar_op.name == "second" and k == 0:
+            continue
+        if type(c.op).__name__ in ("Shape", "Shape_i"):
+            continue
+        return False
+    return True
+
+
+@node_rewriter([sm.second], sets=("canonicalize",))
+def local_fill_shape_source(fgraph, node):
+    """fill(E(u, ...), b) -> fill(u, b) when u has the shape of E(u, ...) and E's result is
+    needed for nothing but its shape (so it need not be computed)."""
+    a, b = node.inputs
+    owner = a.owner
+    if owner is None or type(owner.op) is not Elemwise or not _only_for_shape(fgraph, a):
+        return None
+    dims = get_dims(fgraph)
+    da = dims(a)
+    for u in owner.inputs:
+        if u.ndim == a.ndim and not isinstance(u, Constant) and dims(u) == da:
+            return [sm.second(u, b)]
+    return None

@@ -54,6 +54,75 @@ def _register_dims_rules():
     Dot = lazy_class("symgrad.tensor.linalg:Dot")
     if Dot is not None:
         DIMS_RULES.setdefault(Dot, _dot_rule)
+    Subtensor = lazy_class("symgrad.tensor.subtensor:Subtensor")
+    if Subtensor is not None:
+        DIMS_RULES.setdefault(Subtensor, _subtensor_rule)
+    IncSubtensor = lazy_class("symgrad.tensor.subtensor:IncSubtensor")
+    if IncSubtensor is not None:
+        DIMS_RULES.setdefault(IncSubtensor, _first_input_rule)
+
+
+def _first_input_rule(node, in_dims, analysis=None):
+    return [in_dims[0]]
+
+
+def _subtensor_rule(node, in_dims, analysis=None):
+    """Basic slicing: x[k:] and x[:-k] both have max(n - k, 0) elements (the same atom)."""
+    op = node.op
+    if getattr(op, "advanced", True):
+        return None
+    base = in_dims[0]
+    values = iter(node.inputs[1:])
+    out = []
+    k = 0
+    for e in op.idx_list:
+        if e == "n":
+            out.append(frozenset())
+            continue
+        if e == "e" or k >= len(base):
+            return None
+        if e == "i":
+            next(values)
+            k += 1
+            continue
+        if not isinstance(e, tuple):
+            return None
+        start = _int_const(next(values)) if e[1] else 0
+        stop = _int_const(next(values)) if e[2] else 0
+        step = _int_const(next(values)) if e[3] else 1
+        if start is None or stop is None or step != 1 or start < 0 or stop > 0:
+            out.append(None)  # not a simple trim: the output's static length (or unknown)
+        else:
+            out.append(_trimmed(base[k], start - stop))
+        k += 1
+    out.extend(base[k:])
+    static = _rules_static(node.outputs[0])
+    return [tuple(s if d is None else d for d, s in zip(out, static))]
+
+
+def _int_const(var):
+    from symgrad.tensor.rewriting.basic import scalar_const
+
+    v = scalar_const(var)
+    return int(v) if isinstance(v, int | np.integer) and not isinstance(v, bool) else None
+
+
+def _trimmed(dim, drop):
+    """The dims set of a length ``dim`` with ``drop`` elements removed (clipped at 0)."""
+    if drop == 0:
+        return dim
+    static = [a for a in dim if isinstance(a, int)]
+    if static:
+        return frozenset((max(static[0] - drop, 0),)) if static[0] - drop != 1 else frozenset()
+    if not dim:  # length 1: trimming leaves 0
+        return frozenset((0,))
+    return frozenset((("trim", dim, drop),))
+
+
+def _rules_static(var):
+    from symgrad.tensor.rewriting.dims import _static_dims
+
+    return _static_dims(var)
 
 
 def _dot_rule(node, in_dims, analysis=None):

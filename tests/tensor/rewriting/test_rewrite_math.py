@@ -519,3 +519,24 @@ def test_dot_chain_order():
     R = st.tensor("R", dtype="float64", shape=(100, 2))
     f, text = rewritten(st.dot(st.dot(P, Q), R), [P, Q, R])
     assert text == "Dot(P, Dot(Q, R))"  # 100*2*2 + 100*2*2 beats 100*2*100 + 100*100*2
+
+
+def test_slices_trimmed_alike_have_the_same_length():
+    x = st.dvector("x")
+    d = x[1:] - x[:-1] ** 2
+    g = symgrad.grad(st.sum(d ** 2), x)
+    f, text = rewritten(g, [x])
+    assert "SumTo" not in text
+    v = RNG.normal(size=6)
+    same_values(g, [x], [v], rtol=1e-12)
+    same_values(g, [x], [v[:1]])  # empty slices
+    same_values(g, [x], [v[:0]])
+
+
+def test_fill_reads_its_shape_from_a_cheap_variable():
+    x = st.dvector("x")
+    body = st.exp(x) * st.sin(x)  # only the gradient's fill needs it: not computed
+    g = symgrad.grad(st.sum(body), x)
+    f, _ = rewritten(symgrad.grad(st.sum(st.sqr(x[1:] - x[:-1])), x), [x])
+    assert "fill((Subtensor" not in pp(f.maker.fgraph.outputs[0])
+    same_values(g, [x], [RNG.normal(size=4)])
