@@ -177,6 +177,9 @@ class FunctionWriter:
         self._n = 0
         self.parent = parent
         self.auto_inputs: list | None = None
+        # outputs an elementwise kernel may write into a given array (a scan state's row)
+        self.destinations: dict = {}
+        self.written_in_place: set = set()
 
     def fresh(self, prefix="t") -> str:
         self._n += 1
@@ -304,15 +307,19 @@ def _weak_literal(var, others_dtypes):
     return literal(value, dtype), np.dtype(dtype)
 
 
-def elementwise_kernel(module, ndim, arrays, static_shapes, body, results, out_dtypes):
+def elementwise_kernel(module, ndim, arrays, static_shapes, body, results, out_dtypes,
+                       destinations=()):
     """A helper looping over the broadcast shape of ``arrays`` (each of ``ndim`` dims).
 
     ``body(read) -> (lines, result_exprs)``: ``read(k)`` is the element expression of array
-    ``k``. Returns the helper's name; it takes the arrays then the scalars and returns the
-    output arrays (a tuple when several).
+    ``k``. Returns the helper's name; it takes the arrays, the scalars, then one destination
+    array per output listed in ``destinations`` (written in place of a new array), and
+    returns the output arrays (a tuple when several).
     """
     n = len(arrays)
-    params = [f"x{k}" for k in range(n)] + list(results)
+    destinations = set(destinations)
+    params = [f"x{k}" for k in range(n)] + list(results) + [
+        f"dst{m}" for m in range(len(out_dtypes)) if m in destinations]
     lines = []
     dims = [f"d{j}" for j in range(ndim)]
     for j in range(ndim):
@@ -328,7 +335,13 @@ def elementwise_kernel(module, ndim, arrays, static_shapes, body, results, out_d
     shape = _tuple(dims)
     outs = [f"o{m}" for m in range(len(out_dtypes))]
     for m, dt in enumerate(out_dtypes):
-        lines.append(f"o{m} = np.empty({shape}, dtype={_np_dtype(dt)})")
+        if m in destinations:
+            lines += [f"if dst{m}.shape != {shape}:",
+                      "    raise ValueError('scan: the step function returned a value of another "
+                      "shape than its state')",
+                      f"o{m} = dst{m}"]
+        else:
+            lines.append(f"o{m} = np.empty({shape}, dtype={_np_dtype(dt)})")
     for k in range(n):
         for j in range(ndim):
             if static_shapes[k][j] == 1:
@@ -433,9 +446,14 @@ def _scalar_program(node, steps, out_steps, w):
         call = f"{name}({', '.join(w.inputs[k] for k in scalar_pos)})"
         return [f"{', '.join(w.out_names)} = {call}"]
     static = [inputs[k].type.shape for k in array_pos]
+    dests = {m: w.fw.destinations[o] for m, o in enumerate(node.outputs)
+             if o in w.fw.destinations and _ndim(o) == ndim}
     name = elementwise_kernel(w.module, ndim, array_pos, static, body,
-                              [f"p{k}" for k in scalar_pos], out_dtypes)
-    args = [w.inputs[k] for k in array_pos] + [w.inputs[k] for k in scalar_pos]
+                              [f"p{k}" for k in scalar_pos], out_dtypes, destinations=dests)
+    for o in [node.outputs[m] for m in dests]:
+        w.fw.written_in_place.add(o)
+    args = [w.inputs[k] for k in array_pos] + [w.inputs[k] for k in scalar_pos] + [
+        dests[m] for m in sorted(dests)]
     call = f"{name}({', '.join(args)})"
     if len(node.outputs) == 1:
         return [f"{w.out()} = {call}"]

@@ -33,24 +33,42 @@ def _inner_fgraph(op):
 
 
 def _step_function(op, module, parent):
+    """The step function; the state outputs computed by an elementwise kernel are written
+    straight into the row of the state's buffer (passed as extra arguments). Returns
+    (name, constants, which states are written in place)."""
     fgraph = _inner_fgraph(op)
     fw = FunctionWriter(module, parent=parent)
     for var in fgraph.inputs:
         name = fw.fresh("a")
         fw.params.append(name)
         fw.names[var] = name
+    n_states = op.info.n_states
+    outs = fgraph.outputs
+    candidates = []
+    for k in range(n_states):
+        o = outs[k]
+        if (o.owner is not None and o.type.ndim > 0 and outs.count(o) == 1
+                and type(o.owner.op).__name__ in ("Elemwise", "FusedElemwise")):
+            candidates.append(k)
+    dest_params = {}
+    for k in candidates:
+        dest_params[k] = fw.fresh("dst")
+        fw.destinations[outs[k]] = dest_params[k]
     for node in fgraph.toposort():
         try:
             fw.node(node)
         except Unsupported as exc:
             raise Unsupported(f"its step function uses {node.op}: {exc}") from None
+    in_place = [k for k in candidates if outs[k] in fw.written_in_place]
+    for k in candidates:  # the parameter is passed either way
+        fw.params.append(dest_params[k])
     name = fw.function("step", fgraph.outputs)
-    return name, fw.const_params
+    return name, fw.const_params, candidates, in_place
 
 
 def scan_generator(op, node, w):
     info = op.info
-    step, consts = _step_function(op, w.module, w.fw)
+    step, consts, dest_states, in_place = _step_function(op, w.module, w.fw)
     n_seqs, n_states, n_nitsot = info.n_seqs, info.n_states, info.n_nitsot
     spans, last, reverse = info.spans, info.state_last, info.reverse
     seq_reads = [(j, o) for j, offsets in enumerate(info.seq_taps) for o in offsets]
@@ -111,12 +129,17 @@ def scan_generator(op, node, w):
     for k, tap in state_reads:
         pos = f"t - ({tap})" if reverse else f"{spans[k]} + t + ({tap})"
         args.append(f"b{k}[{row_index(k, pos)}]")
-    args += nons + cs
+    args += nons
+    for k in dest_states:
+        args.append(f"b{k}[{row_index(k, 't' if reverse else f'{spans[k]} + t')}]")
+    args += cs
     n_out = n_states + n_nitsot + int(info.as_while)
     outs = [f"o{m}" for m in range(n_out)]
     body.append(f"{', '.join(outs)}{',' if n_out == 1 else ''} = {step}({', '.join(args)})")
     for k in range(n_states):
         pos = row_index(k, "t" if reverse else f"{spans[k]} + t")
+        if k in in_place:
+            continue
         if state_types[k].ndim == 0:
             body.append(f"b{k}[{pos}] = o{k}")
         else:
