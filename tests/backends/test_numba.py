@@ -29,6 +29,7 @@ def _quiet_compare(case):
         return compare_with_default(case, "NUMBA")
 
 
+@pytest.mark.slow
 def test_core_graph_matches_default():
     # elementwise with broadcasting and weak constants, a fused chain, reductions, dot,
     # basic and advanced indexing, shape ops and a gradient: one compiled segment
