@@ -67,13 +67,14 @@ def apply_mode_rewrites(fgraph, mode, n_explicit=None, mutable=None):
 
     merge = on("merge")
     fold = on("constant_folding")
-    if merge:
+    extra = [s for s in sets if s not in LOCAL_PHASES + GLOBAL_PHASES + _STRUCTURAL]
+    if merge and not any(on(p) for p in LOCAL_PHASES + tuple(extra)) and not fold:
+        # (a worklist merges as it visits every node, so only a merge-only mode needs this)
         t = time.perf_counter()
         merge_pass(fgraph, context)
         times["merge"] = time.perf_counter() - t
     ran_local = False
     ran_sets: set = set()
-    extra = [s for s in sets if s not in LOCAL_PHASES + GLOBAL_PHASES + _STRUCTURAL]
     for phase in LOCAL_PHASES + tuple(extra):
         if not on(phase):
             continue

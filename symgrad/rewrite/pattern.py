@@ -189,6 +189,9 @@ def _match(pat, var, b: dict) -> dict | None:
         if n == k:
             if not commutative:
                 return _match_seq(subs, inputs, b)
+            if n == 2:
+                r = _match_seq(subs, inputs, b)
+                return r if r is not None else _match_seq(subs, (inputs[1], inputs[0]), b)
             orders = itertools.permutations(range(n)) if n <= 4 else [tuple(range(n))]
             for perm in orders:
                 r = _match_seq(subs, [inputs[p] for p in perm], b)
@@ -220,7 +223,16 @@ def _match_rest(subs, inputs, op, b):
     rest_pat = subs[rest_positions[0]]
     others = [sp for j, sp in enumerate(subs) if j != rest_positions[0]]
     n = len(inputs)
-    if n > 8:
+    if len(others) == 1:
+        # one sub-pattern to place: only inputs of the right kind can match it
+        kind = others[0][0]
+        if kind == "const":
+            candidates = [(j,) for j in range(n) if isinstance(inputs[j], Constant)]
+        elif kind in ("elemwise", "op"):
+            candidates = [(j,) for j in range(n) if inputs[j].owner is not None]
+        else:
+            candidates = [(j,) for j in range(n)]
+    elif n > 8:
         candidates = itertools.islice(itertools.permutations(range(n), len(others)), 512)
     else:
         candidates = itertools.permutations(range(n), len(others))

@@ -9,5 +9,5 @@
 """
 
 from symgrad.tensor.rewriting import elemwise, math  # noqa: F401
-from symgrad.tensor.rewriting import shape, reduction, linalg  # noqa: F401
+from symgrad.tensor.rewriting import shape, reduction, linalg, subtensor  # noqa: F401
 from symgrad.tensor.rewriting import fusion, inplace  # noqa: F401

@@ -154,6 +154,54 @@ def _tree_clusters(members, fgraph):
     return out
 
 
+def _acyclic(nodes, clusters, fgraph):
+    """Each cluster may be convex on its own and still depend on another cluster that
+    depends on it (a cycle once both are fused). Demote the multi-output clusters on such
+    cycles to tree fusion (which never forms them) until the cluster graph is acyclic."""
+    while True:
+        owner = {}
+        for ci, c in enumerate(clusters):
+            for n in c[0]:
+                owner[n] = ci
+        succ: dict = {}
+        indeg: dict = {}
+        supers = set()
+        for n in nodes:
+            kn = owner.get(n, n)
+            supers.add(kn)
+            for i in n.inputs:
+                p = i.owner
+                if p is None:
+                    continue
+                kp = owner.get(p, p)
+                if kp is kn or kp == kn:
+                    continue
+                out = succ.setdefault(kp, set())
+                if kn not in out:
+                    out.add(kn)
+                    indeg[kn] = indeg.get(kn, 0) + 1
+        ready = [s for s in supers if not indeg.get(s)]
+        done = 0
+        while ready:
+            s = ready.pop()
+            done += 1
+            for t in succ.get(s, ()):
+                indeg[t] -= 1
+                if not indeg[t]:
+                    ready.append(t)
+        if done == len(supers):
+            return clusters
+        stuck = {s for s in supers if indeg.get(s)}
+        demote = [ci for ci in range(len(clusters))
+                  if ci in stuck and len(clusters[ci]) > 2]
+        if not demote:  # pragma: no cover - tree clusters cannot form cycles
+            return []
+        new = [c for ci, c in enumerate(clusters) if ci not in set(demote)]
+        for ci in demote:
+            new.extend(_tree_clusters(clusters[ci][2], fgraph))
+        clusters = new
+
+
 @global_rewriter(sets=("fuse",), name="elemwise_fusion")
 def elemwise_fusion(fgraph, context):
     """Fuse connected elementwise ops into FusedElemwise nodes (several outputs allowed)."""
@@ -179,9 +227,10 @@ def elemwise_fusion(fgraph, context):
         outputs = [n.outputs[0] for n in members
                    if any(c == "output" or c not in member_set
                           for c, _ in clients[n.outputs[0]])]
-        clusters.append((member_set, outputs))
+        clusters.append((member_set, outputs, members))
+    clusters = _acyclic(nodes, clusters, fgraph)
     fused = 0
-    for cluster, outputs in clusters:
+    for cluster, outputs, *_ in clusters:
         members = sorted(cluster, key=order.__getitem__)
         program, inputs = _build(members, outputs)
         if not inputs:

@@ -234,3 +234,19 @@ def test_excluding_inplace():
     x, y = st.dmatrices("x", "y")
     f = symgrad.function([x, y], st.exp(st.dot(x, y)), mode=Mode("FAST_RUN").excluding("inplace"))
     assert not inplace_nodes(f)
+
+
+def test_two_groups_that_feed_each_other_are_not_both_fused():
+    # exp(x[0]) feeds the vector chain, and a sum of the vector chain feeds exp's group:
+    # each group is convex, but fusing both would make them depend on each other
+    x = st.dvector("x")
+    W = st.dmatrix("W")
+    f = st.tanh(st.dot(W, x)) * st.exp(x[0])
+    u, v = st.dvectors("u", "v")
+    lhs = (symgrad.Rop(f, x, v) * u).sum()
+    rhs = (symgrad.Lop(f, x, u) * v).sum()
+    fn = symgrad.function([x, W, u, v], [lhs, rhs])
+    assert len(fn.maker.fgraph.toposort()) == len(fn.maker.fgraph.apply_nodes)
+    args = RNG.normal(size=3), RNG.normal(size=(4, 3)), RNG.normal(size=4), RNG.normal(size=3)
+    a, b = fn(*args)
+    np.testing.assert_allclose(a, b)

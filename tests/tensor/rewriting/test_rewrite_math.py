@@ -540,3 +540,14 @@ def test_fill_reads_its_shape_from_a_cheap_variable():
     f, _ = rewritten(symgrad.grad(st.sum(st.sqr(x[1:] - x[:-1])), x), [x])
     assert "fill((Subtensor" not in pp(f.maker.fgraph.outputs[0])
     same_values(g, [x], [RNG.normal(size=4)])
+
+
+def test_gradient_of_slices_adds_into_the_other_terms():
+    x = st.dvector("x")
+    cost = st.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)  # Rosenbrock
+    g = symgrad.grad(cost, x)
+    f, text = rewritten(g, [x])
+    assert f.maker.fgraph.rewrite_stats["local_inc_subtensor_of_zeros_add"] >= 1
+    assert text.count("fill(x, 0.0)") == 1  # one zero array, not one per slice
+    for n in (0, 1, 2, 7):
+        same_values(g, [x], [RNG.normal(size=n)], rtol=1e-12)
