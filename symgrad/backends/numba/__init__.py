@@ -92,10 +92,16 @@ class _Segment:
         self.nodes = []
         self.name = None
         self.outputs = []
+        self.size = 0   # lines of source once helpers are inlined
 
     @property
     def inputs(self):
         return self.fw.auto_inputs
+
+
+# The most source lines (helpers inlined) one jitted function gets: numba compiles a large
+# function more slowly than several small ones (and very large ones overflow its recursion).
+SEGMENT_LINES = 300
 
 
 def _plan(fgraph):
@@ -109,15 +115,19 @@ def _plan(fgraph):
             reason = "numba has no implementation of it"
         else:
             seg = current if current is not None else _Segment(module)
+            before = len(seg.fw.lines)
             try:
                 seg.fw.node(node)
             except Unsupported as exc:
                 reason = str(exc)
             else:
                 seg.nodes.append(node)
+                seg.size += len(module.inline(seg.fw.lines[before:]))
                 if current is None:
                     current = seg
                     steps.append(seg)
+                if seg.size > SEGMENT_LINES:
+                    current = None  # numba's compile time grows faster than the function
                 continue
         warnings.warn(f"the numba backend runs {node.op} with the Python backend's "
                       f"implementation ({reason}); it is slower and splits the compiled code",
@@ -263,7 +273,7 @@ class _SegmentRunner:
             warnings.simplefilter("ignore", category=numba.NumbaWarning)
             try:
                 results = self.fn(*args)
-            except NumbaError as exc:
+            except (NumbaError, RecursionError) as exc:
                 ops = sorted({str(n.op) for n in self.segment.nodes})[:5]
                 warnings.warn(f"numba could not compile a segment of {len(self.segment.nodes)} "
                               f"nodes ({', '.join(ops)}, ...): {str(exc).splitlines()[0]}; "
