@@ -228,8 +228,7 @@ def scan_pullback(op, inputs, outputs, output_grads):
     n_seqs = len(seqs)
     for (j, o), d in zip(seq_keys, seq_out):
         pos = 1 + j
-        grads_in[pos] = _add_rows(grads_in[pos], seqs[j], start + o if truncate != -1 else o,
-                                  d, d.shape[0])
+        grads_in[pos] = _add_rows(grads_in[pos], seqs[j], start + o, d, d.shape[0])
     for k in float_states:
         pos = 1 + n_seqs + k
         span = spans[k]
