@@ -38,10 +38,13 @@ class Mode:
             s for s in excluding if s not in sets)
 
     def including(self, *names) -> Mode:
+        """This mode with more rewrite sets (or rewrites switched off before, back on)."""
         return Mode(self.base, including=self.rewrite_sets + names, backend=self.backend,
-                    disabled_rewrites=self.disabled_rewrites)._with_sets(self.rewrite_sets + names)
+                    disabled_rewrites=self.disabled_rewrites - frozenset(names)
+                    )._with_sets(self.rewrite_sets + names)
 
     def excluding(self, *names) -> Mode:
+        """This mode without some rewrite sets, or individual rewrites (by name)."""
         sets = tuple(s for s in self.rewrite_sets if s not in names)
         new = Mode(self.base, backend=self.backend,
                    disabled_rewrites=self.disabled_rewrites | frozenset(names))

@@ -350,3 +350,12 @@ def test_pattern_rewrite_registration_roundtrip():
     finally:
         registry.remove("t_tanh_zero")
     assert "t_tanh_zero" not in registry
+
+
+def test_including_again_what_was_excluded():
+    m = Mode("FAST_RUN").excluding("fuse", "local_mul_one").including("fuse", "local_mul_one")
+    assert "fuse" in m.rewrite_sets
+    assert not m.disabled_rewrites
+    x = st.dvector("x")
+    f = symgrad.function([x], st.exp(x) * 2 * 1, mode=m)
+    assert "Fused" in pp(f.maker.fgraph.outputs[0])
