@@ -585,11 +585,60 @@ def _register_tensor_ops():
         set_ = op.set_instead_of_inc
         dtype = np.dtype(node.outputs[0].type.dtype)
 
+        advanced = op.advanced
+
         def run(x, y, *vals):
-            ref = jnp.asarray(x).at[build(vals)]
+            idx = build(vals)
             y = jnp.asarray(y, dtype)
+            if not advanced:
+                padded = _padded_update(jnp.asarray(x), y, idx, set_)
+                if padded is not None:
+                    return padded
+            ref = jnp.asarray(x).at[idx]
             return ref.set(y) if set_ else ref.add(y)
         return run
+
+
+def _padded_update(x, y, idx, set_):
+    """``x`` with ``x[idx]`` increased by (or set to) ``y``, for a basic index of static slices
+    and integers: ``x + pad(y)`` (or a select), which XLA fuses with its neighbours (a
+    scatter would not be). None when the index is not of that kind."""
+    shape = jnp.shape(x)
+    entries = [e for e in idx if e is not Ellipsis]
+    if len(entries) > len(shape) or any(e is None for e in entries):
+        return None
+    config, region, flips, int_axes = [], [], [], []
+    for axis, n in enumerate(shape):
+        e = entries[axis] if axis < len(entries) else slice(None)
+        if isinstance(e, slice):
+            start, stop, step = e.indices(n)
+            count = len(range(start, stop, step))
+            if count == 0:
+                return x
+            if step < 0:
+                flips.append(len(region))
+                start, step = start + (count - 1) * step, -step
+            last = start + (count - 1) * step
+            config.append((start, n - 1 - last, step - 1))
+            region.append(count)
+        elif isinstance(e, int | np.integer):
+            i = int(e) + n if int(e) < 0 else int(e)
+            if not 0 <= i < n:
+                return None
+            config.append((i, n - 1 - i, 0))
+            int_axes.append(axis)
+        else:  # a traced integer index
+            return None
+    y = jnp.broadcast_to(y, region)
+    if flips:
+        y = jnp.flip(y, axis=flips)
+    if int_axes:
+        y = jnp.expand_dims(y, int_axes)
+    zero = jnp.zeros((), x.dtype)
+    if not set_:
+        return x + lax.pad(y, zero, config)
+    mask = lax.pad(jnp.ones(y.shape, bool), jnp.zeros((), bool), config)
+    return jnp.where(mask, lax.pad(y, zero, config), x)
 
 
 def _fused_function(op, node):
