@@ -173,7 +173,9 @@ def indexing():
             x[mask], x[1:][:, [0, 0, 3]],
             st.set_subtensor(x[1:, 2], 5.0), st.inc_subtensor(x[:, 1], y[:3]),
             st.inc_subtensor(x[idx], 1.0), st.set_subtensor(x[idx, 0], y[:3]),
-            st.inc_subtensor(x[i:], 2.0), st.take(y, idx), st.take(x, idx, axis=1)]
+            st.inc_subtensor(x[i:], 2.0), st.take(y, idx), st.take(x, idx, axis=1),
+            st.set_subtensor(x[::-1, 1:3], 7.0), st.inc_subtensor(x[-1, ::-2], y[:2]),
+            st.inc_subtensor(t[1:, 1:-1:2, -1], y[:1]), st.set_subtensor(t[..., 0], x)]
     r = _rng(7)
     return Case([x, t, i, idx, y], outs, [r.normal(size=(3, 4)), r.normal(size=(3, 4, 4)),
                                           np.int64(1), np.array([0, 2, 2]), r.normal(size=4)])
