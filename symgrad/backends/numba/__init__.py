@@ -114,7 +114,12 @@ def _plan(fgraph):
         if codegen.lookup(node.op) is None:
             reason = "numba has no implementation of it"
         else:
-            seg = current if current is not None else _Segment(module)
+            if current is None:
+                seg = _Segment(module)
+                seg.fw.clients = fgraph.clients
+                seg.fw.graph_outputs = frozenset(fgraph.outputs)
+            else:
+                seg = current
             before = len(seg.fw.lines)
             try:
                 seg.fw.node(node)

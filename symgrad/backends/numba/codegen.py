@@ -180,6 +180,10 @@ class FunctionWriter:
         # outputs an elementwise kernel may write into a given array (a scan state's row)
         self.destinations: dict = {}
         self.written_in_place: set = set()
+        # the graph's clients (None: unknown, never update in place) and outputs
+        self.clients = None
+        self.graph_outputs = frozenset()
+        self.consumed: set = set()   # arrays already given away to be overwritten
 
     def fresh(self, prefix="t") -> str:
         self._n += 1
@@ -308,7 +312,7 @@ def _weak_literal(var, others_dtypes):
 
 
 def elementwise_kernel(module, ndim, arrays, static_shapes, body, results, out_dtypes,
-                       destinations=()):
+                       destinations=(), reuse=None):
     """A helper looping over the broadcast shape of ``arrays`` (each of ``ndim`` dims).
 
     ``body(read) -> (lines, result_exprs)``: ``read(k)`` is the element expression of array
@@ -340,6 +344,9 @@ def elementwise_kernel(module, ndim, arrays, static_shapes, body, results, out_d
                       "    raise ValueError('scan: the step function returned a value of another "
                       "shape than its state')",
                       f"o{m} = dst{m}"]
+        elif m == 0 and reuse is not None:  # a dead input of the output's shape: write into it
+            lines += [f"if x{reuse}.shape == {shape}:", f"    o{m} = x{reuse}", "else:",
+                      f"    o{m} = np.empty({shape}, dtype={_np_dtype(dt)})"]
         else:
             lines.append(f"o{m} = np.empty({shape}, dtype={_np_dtype(dt)})")
     for k in range(n):
@@ -448,8 +455,17 @@ def _scalar_program(node, steps, out_steps, w):
     static = [inputs[k].type.shape for k in array_pos]
     dests = {m: w.fw.destinations[o] for m, o in enumerate(node.outputs)
              if o in w.fw.destinations and _ndim(o) == ndim}
+    reuse = None
+    if 0 not in dests:
+        for pos, k in enumerate(array_pos):
+            if (_ndim(inputs[k]) == ndim and _dt(inputs[k]) == out_dtypes[0]
+                    and _may_overwrite(w.fw, inputs[k])):
+                reuse = pos
+                w.fw.consumed.add(inputs[k])
+                break
     name = elementwise_kernel(w.module, ndim, array_pos, static, body,
-                              [f"p{k}" for k in scalar_pos], out_dtypes, destinations=dests)
+                              [f"p{k}" for k in scalar_pos], out_dtypes, destinations=dests,
+                              reuse=reuse)
     for o in [node.outputs[m] for m in dests]:
         w.fw.written_in_place.add(o)
     args = [w.inputs[k] for k in array_pos] + [w.inputs[k] for k in scalar_pos] + [
@@ -1022,7 +1038,11 @@ def _inc_subtensor(op, node, w):
         raise Unsupported("indexing a scalar")
     lines, idx = _index_expr(op, node, w, 2)
     out = w.out()
-    lines.append(f"{out} = {w.inputs[0]}.copy()")
+    if _may_overwrite(w.fw, x):
+        w.fw.consumed.add(x)
+        lines.append(f"{out} = {w.inputs[0]}")
+    else:
+        lines.append(f"{out} = {w.inputs[0]}.copy()")
     sym = "=" if op.set_instead_of_inc else "+="
     adv = [k for k, e in enumerate(op.idx_list) if e == "a"]
     ey = w.inputs[1]
@@ -1073,6 +1093,27 @@ def _inc_subtensor(op, node, w):
     lines.append(f"    {row} = {out}[{lead}{ie}[{k}]]")
     lines += ["    " + line for line in assign(w, row, row_nd, ysel, ysel_nd, sym)]
     return lines
+
+
+_FRESH_RESULTS = ("Elemwise", "FusedElemwise", "Alloc", "IncSubtensor", "AdvancedIncSubtensor",
+                  "Join", "CumOp")
+
+
+def _may_overwrite(fw, var) -> bool:
+    """Whether ``var`` is a fresh array made earlier in this function that nothing else reads
+    (so an increment may update it in place instead of copying it)."""
+    clients = fw.clients
+    if clients is None or var.owner is None or var in fw.graph_outputs:
+        return False
+    if var not in fw.names or var in fw.destinations or var in fw.written_in_place:
+        return False
+    if fw.auto_inputs is not None and var in fw.auto_inputs:  # computed by an earlier step
+        return False
+    if var in fw.consumed:
+        return False
+    if type(var.owner.op).__name__ not in _FRESH_RESULTS:
+        return False
+    return len(clients.get(var, ())) == 1
 
 
 def _index_input_position(op, entry):
