@@ -19,6 +19,7 @@ in a fresh subprocess. Nothing here imports a peer: availability is checked with
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import importlib
 import importlib.metadata
@@ -44,7 +45,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8")
 FAMILY_MODULE = {"symgrad": "symgrad", "numpy": "numpy", "scipy": "scipy", "pytensor": "pytensor",
-                 "jax": "jax", "numba": "numba"}
+                 "jax": "jax", "numba": "numba",
+                 # symgrad compiled by its other backends: absent when that backend's package is
+                 "symgrad-jax": "jax", "symgrad-numba": "numba"}
+# symgrad's backends as families: the default one (the reference of every ratio) and the others
+SYMGRAD_MODES = {"symgrad": None, "symgrad-jax": "JAX", "symgrad-numba": "NUMBA"}
+QUICK_COLD_NUMBA = "in --quick (cold numba compile)"
 perf = time.perf_counter
 
 
@@ -60,7 +66,8 @@ class Config:
     budget: float | None = None     # seconds of steady-state samples per system (adaptive)
     memory: bool | None = None      # peak memory where a case asks (default: full runs only)
     cold: bool = True               # run the cold-start subprocesses
-    systems: list[str] | None = None  # only systems whose name starts with one of these
+    systems: list[str] | None = None  # only systems whose name starts with one of these;
+                                      # "-prefix" leaves out the systems that start with prefix
 
     @property
     def min_reps(self) -> int:
@@ -80,7 +87,12 @@ class Config:
         return max(self.sample_budget * 2, 0.3 if self.quick else 3.0)
 
     def wants(self, system_name: str) -> bool:
-        return not self.systems or any(system_name.startswith(p) for p in self.systems)
+        if not self.systems:
+            return True
+        keep = [p for p in self.systems if p and not p.startswith("-")]
+        drop = [p[1:] for p in self.systems if p.startswith("-") and len(p) > 1]
+        return (not keep or any(system_name.startswith(p) for p in keep)) and \
+            not any(system_name.startswith(p) for p in drop)
 
 
 @dataclass
@@ -92,6 +104,8 @@ class System:
     isolate: bool = False                         # run it in a subprocess with a timeout
     env: dict | None = None                       # extra environment of that subprocess;
     note: str = ""                                # "{tmp}" there is a fresh empty directory
+    skip: str = ""                                # not run: status "skipped", this the reason
+    memory: bool = True                           # measure its peak memory where the case does
 
 
 @dataclass
@@ -125,6 +139,10 @@ class BenchTimeout(Exception):
     pass
 
 
+class BenchSkip(Exception):
+    """A system that is deliberately not run (status "skipped", the message says why)."""
+
+
 # -- the libraries, spelled the same way for symgrad and PyTensor ----------------------------------
 
 def available(family: str) -> bool:
@@ -136,8 +154,11 @@ def available(family: str) -> bool:
 
 
 def tensor_lib(family: str) -> SimpleNamespace:
-    """symgrad or PyTensor behind one namespace, used exactly as the PyTensor tutorial does."""
-    if family == "symgrad":
+    """symgrad or PyTensor behind one namespace, used exactly as the PyTensor tutorial does.
+
+    The families "symgrad-jax" and "symgrad-numba" are symgrad whose ``function`` compiles
+    with ``mode="JAX"`` / ``mode="NUMBA"``."""
+    if family in SYMGRAD_MODES:
         import symgrad
         import symgrad.tensor as T
 
@@ -149,8 +170,9 @@ def tensor_lib(family: str) -> SimpleNamespace:
                 raise NotImplementedError("symgrad.scan does not exist yet")
             return fn(*args, **kwargs)
 
-        return SimpleNamespace(name="symgrad", lib=symgrad, T=T, grad=symgrad.grad,
-                               function=symgrad.function, shared=symgrad.shared,
+        return SimpleNamespace(name=family, lib=symgrad, T=T, grad=symgrad.grad,
+                               function=backend_function(SYMGRAD_MODES[family]),
+                               shared=symgrad.shared,
                                gradient=symgrad.gradient, Rop=symgrad.gradient.Rop, scan=scan)
     import warnings
 
@@ -165,12 +187,93 @@ def tensor_lib(family: str) -> SimpleNamespace:
                            scan=pytensor.scan)
 
 
+_NUMBA_FUNCTIONS: list = []   # symgrad functions compiled with mode="NUMBA" by the current setup
+
+
+def backend_function(mode: str | None):
+    """``symgrad.function`` compiling with `mode` (None: symgrad's default mode)."""
+    import symgrad
+
+    if mode is None:
+        return symgrad.function
+
+    def function(*args, **kwargs):
+        kwargs.setdefault("mode", mode)
+        fn = symgrad.function(*args, **kwargs)
+        if mode == "NUMBA":
+            _NUMBA_FUNCTIONS.append(fn)
+        return fn
+
+    return function
+
+
+def _numba_dispatchers(fn) -> list:
+    """The jitted segments of a symgrad function compiled by the numba backend."""
+    program = getattr(getattr(fn, "executable", None), "program", None) or ()
+    return [s.fn for s in program if hasattr(getattr(s, "fn", None), "stats")]
+
+
+def numba_cache_predicted(fns) -> bool:
+    """Whether calling these functions will not compile: every segment is compiled in this
+    process already or has an index in numba's disk cache (``$SYMGRAD_CACHE_DIR/numba``)."""
+    for fn in fns:
+        for d in _numba_dispatchers(fn):
+            if d.signatures:
+                continue
+            index = getattr(getattr(getattr(d, "_cache", None), "_cache_file", None),
+                            "_index_path", None)
+            if not index or not os.path.exists(index):
+                return False
+    return True
+
+
+def numba_cache_state(fns) -> str:
+    """What the first call found, from numba's own counters: warm, cold, partly warm, or
+    in-process (compiled by an earlier function of this process: no disk access)."""
+    hits = misses = segments = 0
+    for fn in fns:
+        for d in _numba_dispatchers(fn):
+            segments += 1
+            hits += sum(d.stats.cache_hits.values())
+            misses += sum(d.stats.cache_misses.values())
+    if not segments:
+        return "no numba code"
+    if hits and not misses:
+        return "warm"
+    if misses and not hits:
+        return "cold"
+    if hits and misses:
+        return f"partly warm, {hits} of {hits + misses} segments"
+    return "in-process"
+
+
 def scan_outputs(result):
     """scan's outputs and updates, for both ``(outputs, updates)`` and bare outputs."""
     if isinstance(result, tuple) and len(result) == 2 and (
             result[1] is None or isinstance(result[1], dict) or hasattr(result[1], "items")):
         return result[0], result[1]
     return result, None
+
+
+def symgrad_backend_systems(make: Callable[[str], System], cfg: Config,
+                            cold: bool = True) -> list[System]:
+    """The rows of symgrad's JAX and numba backends in a case (issue 7).
+
+    ``make(family)`` is the workload's own system factory, called with "symgrad-jax" and
+    "symgrad-numba" (``tensor_lib`` gives those families a ``function`` compiling with
+    ``mode="JAX"`` / ``mode="NUMBA"``). The numba row runs in-process on numba's disk cache
+    as it is (its status says whether it was warm). With `cold`, a "symgrad-numba-cold" row
+    measures the compile from an empty cache: a subprocess whose ``SYMGRAD_CACHE_DIR`` is a
+    fresh directory; it is skipped in --quick (a cold compile takes seconds per graph)."""
+    out = [make("symgrad-jax"), make("symgrad-numba")]
+    if cold:
+        warm = out[-1]
+        out.append(dataclasses.replace(
+            warm, name=warm.name.replace("symgrad-numba", "symgrad-numba-cold", 1),
+            isolate=True, env={"SYMGRAD_CACHE_DIR": "{tmp}"}, memory=False,
+            skip=QUICK_COLD_NUMBA if cfg.quick else "",
+            note="numba's disk cache empty (fresh SYMGRAD_CACHE_DIR, subprocess)"))
+    return out
 
 
 def jax_lib():
@@ -223,7 +326,8 @@ def empty_result(system: System, **kw) -> dict:
            "isolated": system.isolate, "build_s": None, "compile_s": None, "first_s": None,
            "fresh_graphs": 0, "median_s": None, "q1_s": None, "q3_s": None, "min_s": None,
            "max_s": None, "reps": 0, "inner": 0, "samples_s": [], "peak_mem_bytes": None,
-           "mem_method": None, "check": None, "check_detail": "", "note": system.note}
+           "mem_method": None, "check": None, "check_detail": "", "note": system.note,
+           "cache": None}
     res.update(kw)
     return res
 
@@ -236,7 +340,10 @@ def absent_result(system: System) -> dict:
 def failure(res: dict, system: System, case: Case, exc: BaseException, stage: str) -> dict:
     if isinstance(exc, BenchTimeout):
         res["status"], res["message"] = "timeout", str(exc)
-    elif system.family == "symgrad" and not case.failures_are_results:
+    elif isinstance(exc, BenchSkip):
+        res["status"], res["message"] = "skipped", str(exc)
+        return res
+    elif system.family in SYMGRAD_MODES and not case.failures_are_results:
         res["status"], res["message"] = "unsupported", short(exc)
     else:
         res["status"], res["message"] = "failed", f"{stage}: {short(exc)}"
@@ -250,7 +357,9 @@ def as_arrays(out) -> list[np.ndarray]:
 
 
 PREIMPORT = {"symgrad": ("symgrad", "symgrad.tensor"), "pytensor": ("pytensor", "pytensor.tensor"),
-             "numba": ("numba",), "scipy": ("scipy.optimize",), "numpy": ("numpy",)}
+             "numba": ("numba",), "scipy": ("scipy.optimize",), "numpy": ("numpy",),
+             "symgrad-jax": ("symgrad", "symgrad.tensor", "symgrad.backends.jax"),
+             "symgrad-numba": ("symgrad", "symgrad.tensor", "symgrad.backends.numba")}
 
 
 def preimport(family: str) -> None:
@@ -262,9 +371,14 @@ def preimport(family: str) -> None:
         importlib.import_module(mod)
 
 
-def setup_system(case: Case, system: System) -> tuple[dict, list | None, Callable | None]:
-    """Build, compile and call once (``case.fresh_graphs`` times); medians are reported."""
+def setup_system(case: Case, system: System, cfg: Config | None = None
+                 ) -> tuple[dict, list | None, Callable | None]:
+    """Build, compile and call once (``case.fresh_graphs`` times); medians are reported.
+
+    For symgrad's numba backend it records whether numba's disk cache was warm (the first
+    graph's), and in --quick skips a system whose first call would compile cold."""
     res = empty_result(system)
+    numba = system.family == "symgrad-numba"
     try:
         preimport(system.family)
     except Exception as exc:  # noqa: BLE001
@@ -274,8 +388,9 @@ def setup_system(case: Case, system: System) -> tuple[dict, list | None, Callabl
     stage = "build"
     try:
         with alarm(case.timeout * max(1, case.fresh_graphs)):
-            for _ in range(case.fresh_graphs):
+            for k in range(case.fresh_graphs):
                 stage = "build"
+                _NUMBA_FUNCTIONS.clear()
                 t0 = perf()
                 built = system.build()
                 t1 = perf()
@@ -283,11 +398,17 @@ def setup_system(case: Case, system: System) -> tuple[dict, list | None, Callabl
                 call = system.compile(built)
                 t2 = perf()
                 stage = "first call"
+                fns = list(_NUMBA_FUNCTIONS) if numba and k == 0 else []
+                if fns and cfg is not None and cfg.quick and not numba_cache_predicted(fns):
+                    raise BenchSkip(QUICK_COLD_NUMBA)
+                t2b = perf()
                 out = call()
                 t3 = perf()
+                if fns:
+                    res["cache"] = numba_cache_state(fns)
                 builds.append(t1 - t0)
                 compiles.append(t2 - t1)
-                firsts.append(t3 - t2)
+                firsts.append(t3 - t2b)
             outputs = as_arrays(out)
     except BaseException as exc:  # noqa: BLE001 - every failure is a result here
         if isinstance(exc, KeyboardInterrupt):
@@ -495,7 +616,7 @@ def run_isolated(workload: str, case: Case, system: System, cfg: Config, mode: s
         result_path = Path(spec["out"] + ".json")
         if proc.returncode != 0 or not result_path.exists():
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-            status = "unsupported" if system.family == "symgrad" and \
+            status = "unsupported" if system.family in SYMGRAD_MODES and \
                 not case.failures_are_results else "failed"
             res["status"] = status
             res["message"] = f"subprocess exit {proc.returncode}: {tail[0][:90]}"
@@ -516,7 +637,7 @@ def child_main(spec_path: str) -> int:
     cfg = Config(**spec["config"])
     case = find_case(spec["workload"], spec["case"], cfg)
     system = next(s for s in case.systems if s.name == spec["system"])
-    res, outputs, call = setup_system(case, system)
+    res, outputs, call = setup_system(case, system, cfg)
     res["isolated"] = True
     if res["status"] == "ok":
         if spec["mode"] == "memory":
@@ -549,6 +670,10 @@ def run_case(workload: str, case: Case, cfg: Config, log=print, timed_out=None) 
         if not available(system.family):
             results.append(absent_result(system))
             continue
+        if system.skip:
+            results.append(empty_result(system, status="skipped", message=system.skip))
+            log(f"  {case.label:<24} {system.name:<26} skipped {system.skip}")
+            continue
         earlier = timed_out.get((case.escalates, system.name)) if case.escalates else None
         if earlier:
             results.append(empty_result(system, status="timeout",
@@ -557,7 +682,7 @@ def run_case(workload: str, case: Case, cfg: Config, log=print, timed_out=None) 
         if system.isolate:
             res, out = run_isolated(workload, case, system, cfg, "run")
         else:
-            res, out, call = setup_system(case, system)
+            res, out, call = setup_system(case, system, cfg)
             if res["status"] == "ok":
                 live.append((res, call))
         results.append(res)
@@ -569,7 +694,7 @@ def run_case(workload: str, case: Case, cfg: Config, log=print, timed_out=None) 
     live.clear()
     if case.memory and (cfg.memory if cfg.memory is not None else not cfg.quick):
         for res, system in zip(results, systems):
-            if res["status"] == "ok":
+            if res["status"] == "ok" and system.memory:
                 mem, _ = run_isolated(workload, case, system, cfg, "memory")
                 res["peak_mem_bytes"], res["mem_method"] = mem.get("peak_mem_bytes"), \
                     mem.get("mem_method")
@@ -583,10 +708,13 @@ def run_case(workload: str, case: Case, cfg: Config, log=print, timed_out=None) 
 
 
 def describe_setup(res: dict) -> str:
+    if res["status"] == "skipped":
+        return f"skipped {res['message']}"
     if res["status"] != "ok":
         return f"{res['status']}: {res['message']}"
+    cache = f" (numba cache {res['cache']})" if res.get("cache") else ""
     return f"build+compile {fmt_time(res['build_s'] + res['compile_s'])}, " \
-           f"first call {fmt_time(res['first_s'])}"
+           f"first call {fmt_time(res['first_s'])}{cache}"
 
 
 def add_ratios(results: list[dict]) -> None:
@@ -687,6 +815,16 @@ def _version(dist: str) -> str | None:
         return None
 
 
+def numba_cache_dir() -> str:
+    """symgrad's numba cache directory, as ``symgrad.backends.numba.cache_dir`` computes it
+    (without importing numba)."""
+    base = os.environ.get("SYMGRAD_CACHE_DIR")
+    if base:
+        return str(Path(base) / "numba")
+    return str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+               / "symgrad" / "numba")
+
+
 def environment(cfg: Config) -> dict:
     from bench._env import thread_env
 
@@ -734,6 +872,7 @@ def environment(cfg: Config) -> dict:
         "memory_bytes": mem, "platform": platform.platform(),
         "python": platform.python_version(), "versions": versions, "numpy_blas": blas,
         "symgrad_mode": symgrad_mode, "pytensor_linker": pytensor_linker,
+        "symgrad_numba_cache": numba_cache_dir(),
         "threads": cfg.threads, "thread_env": thread_env(),
         "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
         "loadavg_end": os.getloadavg() if hasattr(os, "getloadavg") else None,
@@ -762,15 +901,19 @@ def fmt_mem(b: int | None) -> str:
 
 
 STATUS_WORDS = {"ok": "ok", "absent": "absent", "unsupported": "not supported yet",
-                "failed": "FAILED", "timeout": "TIMEOUT"}
+                "failed": "FAILED", "timeout": "TIMEOUT", "skipped": "skipped"}
 
 
 def status_text(r: dict) -> str:
     if r["status"] == "ok":
         if r.get("check") == "MISMATCH":
-            return f"MISMATCH ({r['check_detail']})"
-        return "ok (ref)" if r.get("check") == "ref" else (
-            "ok" if r.get("check") == "ok" else "ok (unchecked)")
+            text = f"MISMATCH ({r['check_detail']})"
+        else:
+            text = "ok (ref)" if r.get("check") == "ref" else (
+                "ok" if r.get("check") == "ok" else "ok (unchecked)")
+        return text + (f", numba cache {r['cache']}" if r.get("cache") else "")
+    if r["status"] == "skipped":
+        return f"skipped {r['message']}".strip()
     word = STATUS_WORDS[r["status"]]
     return f"{word} ({r['message']})" if r["message"] and r["status"] != "absent" else word
 
@@ -791,11 +934,19 @@ def table_rows(case: dict) -> tuple[list[str], list[list[str]]]:
                          fmt_ratio(r["ratio_first_result"]), status_text(r)])
         return head, rows
     head = ["system", "build+compile", "first call", "median", "IQR", "reps",
-            "symgrad/x", "1st result symgrad/x", "peak mem", "status"]
+            "symgrad/x", "1st result symgrad/x", "x/JAX jit", "1st result x/JAX jit", "peak mem",
+            "status"]
     rows = []
+    jax_ok = [r for r in case["results"] if r["family"] == "jax" and r["status"] == "ok"]
+    jax_median = min((r["median_s"] for r in jax_ok if r.get("median_s")), default=None)
+    jax_first = min((to_first_result(r) for r in jax_ok if to_first_result(r)), default=None)
+
+    def over_jax(value, jax_value):
+        return fmt_ratio(value / jax_value) if value and jax_value else "-"
+
     for r in case["results"]:
         if r["status"] != "ok":
-            rows.append([r["system"]] + ["-"] * 8 + [status_text(r)])
+            rows.append([r["system"]] + ["-"] * 10 + [status_text(r)])
             continue
         iqr = "-" if r["q1_s"] is None else f"{fmt_time(r['q1_s'])}-{fmt_time(r['q3_s'])}"
         reps = f"{r['reps']}x{r['inner']}" if r["inner"] and r["inner"] > 1 else str(r["reps"])
@@ -804,6 +955,7 @@ def table_rows(case: dict) -> tuple[list[str], list[list[str]]]:
         rows.append([r["system"], fmt_time(r["build_s"] + r["compile_s"]),
                      fmt_time(r["first_s"]), fmt_time(r["median_s"]), iqr, reps,
                      fmt_ratio(r["ratio_median"]), fmt_ratio(r["ratio_first_result"]),
+                     over_jax(r["median_s"], jax_median), over_jax(to_first_result(r), jax_first),
                      fmt_mem(r["peak_mem_bytes"]), status_text(r)])
     return head, rows
 
@@ -817,8 +969,8 @@ def summary_rows(data: dict) -> tuple[list[str], list[list[str]]]:
 
     The time is the steady median, except for cold starts (process wall time) and workloads
     whose point is compilation (``SUMMARY = "first result"``: build + compile + first call)."""
-    head = ["case", "metric", "symgrad"] + [f"symgrad/{name} (its time)"
-                                            for name, _ in SUMMARY_FAMILIES]
+    head = ["case", "metric", "symgrad", "best symgrad backend", "best/JAX"] + \
+        [f"symgrad/{name} (its time)" for name, _ in SUMMARY_FAMILIES]
     rows = []
     for wl in data["workloads"]:
         for case in wl["cases"]:
@@ -836,6 +988,7 @@ def summary_rows(data: dict) -> tuple[list[str], list[list[str]]]:
                 row.append(f"{fmt_time(value(ref))} ({ref['system']})")
             else:
                 row.append("-" if sg is None else STATUS_WORDS[sg["status"]])
+            row += best_backend_cells(res, value)
             for _, families in SUMMARY_FAMILIES:
                 peers = [r for r in res if r["family"] in families]
                 timed = [r for r in peers if r["status"] == "ok" and value(r)]
@@ -848,6 +1001,21 @@ def summary_rows(data: dict) -> tuple[list[str], list[list[str]]]:
                 row.append(f"{ratio} ({fmt_time(value(best))}){flag}")
             rows.append(row)
     return head, rows
+
+
+def best_backend_cells(res: list[dict], value) -> list[str]:
+    """The fastest symgrad row of any backend (its time and name), and its time over the
+    fastest JAX row's; blank where the case has no row of symgrad's JAX or numba backend."""
+    if not any(r["family"] in SYMGRAD_MODES and r["family"] != "symgrad" for r in res):
+        return ["", ""]
+    timed = [r for r in res if r["family"] in SYMGRAD_MODES and r["status"] == "ok" and value(r)]
+    if not timed:
+        return ["-", "-"]
+    best = min(timed, key=value)
+    flag = " MISMATCH" if best.get("check") == "MISMATCH" else ""
+    jax = [value(r) for r in res if r["family"] == "jax" and r["status"] == "ok" and value(r)]
+    ratio = fmt_ratio(value(best) / min(jax)) if jax else "-"
+    return [f"{fmt_time(value(best))} ({best['system']}){flag}", ratio]
 
 
 def render_text(data: dict) -> str:
@@ -865,7 +1033,8 @@ def render_text(data: dict) -> str:
                 cells += [c.rjust(w) for c, w in zip(row[1:-1], widths[1:-1])]
                 lines.append("  ".join(cells + [row[-1]]))
     head, rows = summary_rows(data)
-    lines.append("\n== summary: symgrad's time, and symgrad / the fastest variant of each peer "
+    lines.append("\n== summary: symgrad's time (default backend), the fastest symgrad backend "
+                 "and its time / JAX's, and symgrad / the fastest variant of each peer "
                  "(>1: symgrad slower)")
     widths = [max(len(head[k]), *(len(row[k]) for row in rows)) if rows else len(head[k])
               for k in range(len(head))]
@@ -952,7 +1121,18 @@ def render_markdown(data: dict) -> str:
         "are taken until about "
         f"{data['config_effective']['sample_budget']} s or {data['config_effective']['max_reps']} "
         "samples. Rows marked *subproc* ran alone in a subprocess with a timeout.",
-        "- *symgrad/x*: symgrad's median divided by this system's (above 1: symgrad is slower).",
+        "- *symgrad/x*: symgrad's median divided by this system's (above 1: symgrad is slower). "
+        "*symgrad* is symgrad's default mode (the reference of every ratio and check).",
+        "- *symgrad-jax*, *symgrad-numba*: symgrad compiled with `mode=\"JAX\"` / "
+        "`mode=\"NUMBA\"` (issue 7); their build+compile and first call include the XLA / "
+        "numba compilation. *x/JAX jit*: this system's median (and time to the first result) "
+        "divided by the fastest JAX `jit` row's (above 1: slower than JAX). The status of a "
+        "numba row says whether numba's disk cache (`$SYMGRAD_CACHE_DIR/numba`, default "
+        f"`{env.get('symgrad_numba_cache') or '~/.cache/symgrad/numba'}`) was *warm* (machine "
+        "code loaded from disk), *cold* (compiled) or *in-process* (compiled earlier in the "
+        "same process). *symgrad-numba-cold* rows measure a cold compile: a subprocess whose "
+        "`SYMGRAD_CACHE_DIR` is a fresh empty directory; `--quick` skips them, and skips "
+        "symgrad-numba rows whose cache is cold.",
         "- *peak mem*: the extra resident memory of one steady call, measured in a fresh "
         "subprocess: VmHWM reset through `/proc/self/clear_refs` before the call, minus VmRSS "
         "before it, with glibc told to `mmap` blocks above 64 KiB so freed arrays leave the "
@@ -970,10 +1150,12 @@ def render_markdown(data: dict) -> str:
         lines += ["## MISMATCHES", ""] + [f"- **{m}**" for m in mism] + [""]
     head, rows = summary_rows(data)
     lines += ["## Summary", "",
-              "symgrad's time (the steady-state median; cold start: process wall time; W8: time "
-              "to the first result, build + compile + first call), and symgrad's time divided by "
-              "the fastest variant of each peer, whose own time is in parentheses (above 1: "
-              "symgrad is slower).", "",
+              "symgrad's time (default mode; the steady-state median; cold start: process wall "
+              "time; W8: time to the first result, build + compile + first call); the fastest "
+              "row of any symgrad backend (default, JAX, numba) and its time divided by the "
+              "fastest JAX `jit` row's (*best/JAX*, blank where a case has no other backend "
+              "row); and symgrad's (default mode) time divided by the fastest variant of each "
+              "peer, whose own time is in parentheses (above 1: symgrad is slower).", "",
               "| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
     lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows] + [""]
     for wl in data["workloads"]:
@@ -1013,7 +1195,10 @@ def parse_args(argv):
     p.add_argument("--from-json", metavar="PATH",
                    help="render an earlier --json file instead of running")
     p.add_argument("--systems", default=None,
-                   help="comma-separated name prefixes of the systems to run (e.g. symgrad,numpy)")
+                   help="comma-separated name prefixes of the systems to run (e.g. symgrad,numpy; "
+                        "symgrad-jax, symgrad-numba, symgrad-numba-cold select symgrad's other "
+                        "backends); a prefix written -P leaves out the systems starting with P, "
+                        "e.g. --systems=symgrad,-symgrad- (the default backend only)")
     p.add_argument("--memory", action=argparse.BooleanOptionalAction, default=None,
                    help="measure peak memory in subprocesses (default: on, off with --quick)")
     p.add_argument("--no-cold", action="store_true", help="skip the cold-start subprocesses")

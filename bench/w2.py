@@ -4,7 +4,7 @@ import functools
 
 import numpy as np
 
-from bench.harness import Case, System, jax_call, jax_lib, tensor_lib
+from bench.harness import Case, System, jax_call, jax_lib, symgrad_backend_systems, tensor_lib
 
 NAME = "W2"
 TITLE = "logistic gradient, grad(sum(1 / (1 + exp(-x))), x)"
@@ -67,7 +67,9 @@ def numba_system(n):
 
 def cases(cfg):
     n = 200 if cfg.quick else 2000
-    systems = [tensor_system("symgrad", n), tensor_system("pytensor", n), jax_system(n),
+    systems = [tensor_system("symgrad", n),
+               *symgrad_backend_systems(lambda family: tensor_system(family, n), cfg),
+               tensor_system("pytensor", n), jax_system(n),
                System("numpy", "numpy", lambda: None,
                       lambda _: (lambda: numpy_logistic_grad(data(n)))),
                numba_system(n)]

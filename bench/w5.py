@@ -4,7 +4,7 @@ import functools
 
 import numpy as np
 
-from bench.harness import Case, System, jax_call, jax_lib, tensor_lib
+from bench.harness import Case, System, jax_call, jax_lib, symgrad_backend_systems, tensor_lib
 
 NAME = "W5"
 TITLE = "Hessian-vector product of Rosenbrock"
@@ -70,6 +70,9 @@ def scipy_system(n):
 def cases(cfg):
     n = 1000 if cfg.quick else 100_000
     systems = [tensor_system("symgrad", n, "grad"), tensor_system("symgrad", n, "rop"),
+               *symgrad_backend_systems(lambda family: tensor_system(family, n, "grad"), cfg),
+               *symgrad_backend_systems(lambda family: tensor_system(family, n, "rop"), cfg,
+                                        cold=False),
                tensor_system("pytensor", n, "grad"), tensor_system("pytensor", n, "rop"),
                jax_system(n), scipy_system(n)]
     return [Case(f"n={n:,}", systems, memory=True)]
