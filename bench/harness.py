@@ -405,7 +405,8 @@ def setup_system(case: Case, system: System, cfg: Config | None = None
                 out = call()
                 t3 = perf()
                 if fns:
-                    res["cache"] = numba_cache_state(fns)
+                    res["cache"] = numba_cache_state(fns) + (
+                        f" (first of {case.fresh_graphs} graphs)" if case.fresh_graphs > 1 else "")
                 builds.append(t1 - t0)
                 compiles.append(t2 - t1)
                 firsts.append(t3 - t2b)
