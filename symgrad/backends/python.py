@@ -236,6 +236,11 @@ class _Emitter:
         self.indent = 2
         self.dest_used = False
         self.fast_sigmoid = False  # exp-based sigmoid (only where overflow warnings are off)
+        # In a generated loop: the variables that do not change from step to step, and the
+        # lines computing things from them once, before the loop (see ``hoist``).
+        self.invariant: set = set()
+        self.prelude: list[str] = []
+        self.hoisted: dict = {}
 
     # names ---------------------------------------------------------------------------
     def local(self) -> str:
@@ -275,6 +280,19 @@ class _Emitter:
     # code -------------------------------------------------------------------------
     def emit(self, line: str):
         self.lines.append("    " * self.indent + line)
+
+    def hoist(self, var, func, prefix="h") -> str:
+        """Source for ``func(value of var)``: a name computed once before the loop when
+        ``var`` is loop-invariant, else the call itself."""
+        fname = self.bind(func, "f")
+        if var not in self.invariant:
+            return f"{fname}({self.expr(var)})"
+        key = (var, fname)
+        name = self.hoisted.get(key)
+        if name is None:
+            name = self.hoisted[key] = f"{prefix}{len(self.hoisted)}"
+            self.prelude.append(f"{name} = {fname}({self.expr(var)})")
+        return name
 
 
 def _ufunc_form(sop):
@@ -634,6 +652,72 @@ def _weak_dtype(v):
     return "float64"
 
 
+def _shape_tuple(shape):
+    """A shape vector as a tuple of Python ints (compares fast with ``ndarray.shape``)."""
+    try:
+        return tuple(shape.tolist())
+    except AttributeError:
+        return tuple(int(d) for d in shape)
+
+
+def _emit_sum_to(em, node):
+    """``SumTo``: nothing to do when the shapes already agree (tested inline)."""
+    x, shape = node.inputs
+    if x.type.ndim == 0:
+        _emit_generic(em, node)
+        return
+    if isinstance(shape, Constant):
+        tup = repr(_shape_tuple(np.asarray(shape.data)))
+    else:
+        tup = em.hoist(shape, _shape_tuple, "s")
+    fname = em.bind(node.op.make_thunk_function(node), "f")
+    xt = em.expr(x)
+    target = em.local()
+    em.names[node.outputs[0]] = target
+    em.emit(f"{target} = {xt} if {xt}.shape == {tup} else {fname}({xt}, {em.expr(shape)})")
+
+
+def _emit_dimshuffle(em, node):
+    """``DimShuffle`` as indexing (``x[:, None]``, ``x[0, :]``) and ``transpose``: a view."""
+    op = node.op
+    x = node.inputs[0]
+    if op.input_ndim == 0 or any(x.type.shape[d] != 1 for d in op.drop):
+        _emit_generic(em, node)  # a 0-d value may be a Python scalar; a drop to check
+        return
+    text = em.expr(x)
+    kept = sorted(op.transposition)
+    order = [kept.index(p) for p in op.transposition]
+    out_ndim = len(op.new_order)
+    if order != sorted(order):
+        if op.drop:
+            text += "[" + ", ".join("0" if d in op.drop else ":"
+                                     for d in range(op.input_ndim)) + "]"
+        text += f".transpose({tuple(order)!r})"
+        if "x" in op.new_order:
+            text += "[" + ", ".join("None" if d == "x" else ":" for d in op.new_order) + "]"
+    else:
+        items, nxt = [], 0
+        for d in op.new_order:
+            if d == "x":
+                items.append("None")
+                continue
+            while nxt < d:
+                items.append("0")  # a dropped (length-1) axis
+                nxt += 1
+            items.append(":")
+            nxt = d + 1
+        items += ["0"] * (op.input_ndim - nxt)
+        while items and items[-1] == ":":
+            items.pop()
+        if out_ndim == 0:
+            items.append("...")  # a 0-d array, not a numpy scalar
+        if items:
+            text += "[" + ", ".join(items) + "]"
+    target = em.local()
+    em.names[node.outputs[0]] = target
+    em.emit(f"{target} = {text}")
+
+
 def _emit_generic(em, node):
     fname = em.bind(node.op.make_thunk_function(node), "f")
     args = ", ".join(em.expr(i) for i in node.inputs)
@@ -688,60 +772,49 @@ def _structural_key(fgraph, nodes, profile):
 
 # -- compiling ------------------------------------------------------------------------------------
 
-def compile_fgraph(fgraph, profile=False):
-    """A callable computing ``fgraph.outputs`` (a list) from values of ``fgraph.inputs``."""
-    nodes = fgraph.toposort()
-    if len(nodes) > LOOP_THRESHOLD:
-        return _compile_loop(fgraph, nodes, profile)
-    from symgrad.tensor.elemwise import Elemwise
+def emit_nodes(em, nodes, profile=None):
+    """Emit the code of ``nodes`` (in order) at the emitter's indentation; the names of
+    the graph's inputs must already be in ``em.names``."""
+    from symgrad.tensor.elemwise import DimShuffle, Elemwise, SumTo
     from symgrad.tensor.fusion import FusedElemwise
 
-    em = _Emitter(fgraph, nodes, profile)
-    params = []
-    for k, i in enumerate(fgraph.inputs):
-        name = f"a{k}"
-        em.names[i] = name
-        params.append(name)
-    prof = Profile(nodes) if profile else None
-    if profile:
-        em.glb["_pc"] = time.perf_counter
-        em.glb["_T"] = prof.times
-        em.emit("_t0 = _pc()")
-        em.emit("_ts = _t0")
     for n, node in enumerate(nodes):
         op = node.op
-        if type(op) is Elemwise and len(node.outputs) == 1 and hasattr(
+        kind = type(op)
+        if kind is Elemwise and len(node.outputs) == 1 and hasattr(
                 node.outputs[0].type, "dtype"):
             _emit_elemwise(em, node)
-        elif type(op) is FusedElemwise:
+        elif kind is FusedElemwise:
             _emit_fused(em, node)
+        elif kind is DimShuffle:
+            _emit_dimshuffle(em, node)
+        elif kind is SumTo:
+            _emit_sum_to(em, node)
         else:
             _emit_generic(em, node)
         if profile:
             em.emit("_t1 = _pc()")
             em.emit(f"_T[{n}] += _t1 - _t0")
             em.emit("_t0 = _t1")
+
+
+def output_texts(em, outputs):
+    """Source expressions for the graph's outputs (constants as fresh copies)."""
     outs = []
     copy_name = None
-    for o in fgraph.outputs:
+    for o in outputs:
         if isinstance(o, Constant):
             if copy_name is None:
                 copy_name = em.bind(np.array, "f")
             outs.append(f"{copy_name}({em.constant(o)})")
         else:
             outs.append(em.names[o])
-    if profile:
-        em.glb["_P"] = prof
-        em.emit("_P.total += _pc() - _ts")
-        em.emit("_P.calls += 1")
-    em.emit(f"return [{', '.join(outs)}]")
-    em.glb["_diagnose"] = _make_diagnose(fgraph, nodes)
-    signature = ", ".join(params)
-    source = (f"def _symgrad_fn({signature}):\n    try:\n" + "\n".join(em.lines)
-              + f"\n    except Exception as _e:\n        _diagnose(_e, ({signature}"
-              + ("," if len(params) == 1 else "") + "))\n        raise\n")
-    key = _structural_key(fgraph, nodes, profile)
-    key = None if key is None else (key, source)
+    return outs
+
+
+def exec_source(source, glb, key=None):
+    """``exec`` generated source with globals ``glb`` (reusing the code object compiled
+    for an identical ``key`` before); returns ``(namespace, whether it was cached)``."""
     with _CACHE_LOCK:
         code = _CODE_CACHE.get(key) if key is not None else None
         if code is not None:
@@ -756,8 +829,43 @@ def compile_fgraph(fgraph, profile=False):
                 _CODE_CACHE[key] = code
                 if len(_CODE_CACHE) > _CACHE_SIZE:
                     _CODE_CACHE.popitem(last=False)
-    glb = em.glb
     exec(code, glb)
+    return glb, hit
+
+
+def compile_fgraph(fgraph, profile=False):
+    """A callable computing ``fgraph.outputs`` (a list) from values of ``fgraph.inputs``."""
+    nodes = fgraph.toposort()
+    if len(nodes) > LOOP_THRESHOLD:
+        return _compile_loop(fgraph, nodes, profile)
+
+    em = _Emitter(fgraph, nodes, profile)
+    params = []
+    for k, i in enumerate(fgraph.inputs):
+        name = f"a{k}"
+        em.names[i] = name
+        params.append(name)
+    prof = Profile(nodes) if profile else None
+    if profile:
+        em.glb["_pc"] = time.perf_counter
+        em.glb["_T"] = prof.times
+        em.emit("_t0 = _pc()")
+        em.emit("_ts = _t0")
+    emit_nodes(em, nodes, profile)
+    outs = output_texts(em, fgraph.outputs)
+    if profile:
+        em.glb["_P"] = prof
+        em.emit("_P.total += _pc() - _ts")
+        em.emit("_P.calls += 1")
+    em.emit(f"return [{', '.join(outs)}]")
+    em.glb["_diagnose"] = _make_diagnose(fgraph, nodes)
+    signature = ", ".join(params)
+    source = (f"def _symgrad_fn({signature}):\n    try:\n" + "\n".join(em.lines)
+              + f"\n    except Exception as _e:\n        _diagnose(_e, ({signature}"
+              + ("," if len(params) == 1 else "") + "))\n        raise\n")
+    key = _structural_key(fgraph, nodes, profile)
+    key = None if key is None else (key, source)
+    glb, hit = exec_source(source, em.glb, key)
     fn = glb["_symgrad_fn"]
     fn.source = source
     fn.cached = hit

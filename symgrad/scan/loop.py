@@ -1,9 +1,23 @@
-"""The Python loop that runs a Scan node: preallocated outputs, one inner call per step."""
+"""The Python loop that runs a Scan node: preallocated outputs, the step's code inlined.
+
+:func:`make_loop` writes one Python function (with the python backend's code
+generator) whose body is ``for t in range(steps):`` around the step graph's code:
+no call per step, no argument tuples. The rows each step reads come from iterators
+over the sequences and the state buffers (a view per step, made in C), or, for a
+state that keeps only its last value, from its ring of rows. Step graphs too large
+to be compiled as source run the old way: one call of the compiled step per step.
+
+Results are written nitsots first, then the states whose whole trace is kept, then the
+states that keep only their last value (whose ring row is the very row the step read):
+a value that may be a view of a ring row is copied before another ring row is written,
+so ``reduce(lambda a, b: [b, a], ...)`` swaps.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
+from symgrad.graph.basic import Constant
 from symgrad.scan.op import ScanError
 
 
@@ -23,19 +37,41 @@ def _shape(value):
     return shape if shape is not None else np.shape(value)
 
 
-def make_loop(op, node, inner_fn):
-    """A callable ``run(n_steps, *outer_values) -> tuple of outputs`` for ``node``."""
+def _fresh(var) -> bool:
+    """Whether the step computes ``var`` into memory of its own (never a view of an input)."""
+    from symgrad.tensor.elemwise import Elemwise
+    from symgrad.tensor.fusion import FusedElemwise
+
+    if isinstance(var, Constant):
+        return True
+    owner = var.owner
+    if owner is None:
+        return False
+    op = owner.op
+    if isinstance(op, Elemwise | FusedElemwise):
+        return not op.inplace
+    return type(op).__name__ == "Dot"
+
+
+class _Setup:
+    """What one call needs before the loop: the number of steps and the state buffers."""
+
+    __slots__ = ("steps", "buffers", "row_shapes", "rings")
+
+
+def make_loop(op, node, inner_fgraph, inner_fn=None):
+    """A callable ``run(n_steps, *outer_values) -> tuple of outputs`` for ``node``.
+
+    ``inner_fgraph`` is the rewritten step graph; ``inner_fn``, when given, its compiled
+    form, called once per step (the fallback for step graphs too large to inline).
+    """
     info = op.info
-    n_seqs, n_states, n_nitsot = info.n_seqs, info.n_states, info.n_nitsot
+    n_seqs, n_states = info.n_seqs, info.n_states
     spans = info.spans
     extents = info.seq_extents
     reverse = info.reverse
     as_while = info.as_while
     infer = info.infer_steps
-    # (sequence index, row offset) for each inner sequence input, in order.
-    seq_reads = [(j, o) for j, offsets in enumerate(info.seq_taps) for o in offsets]
-    # (state index, tap) for each inner state input.
-    state_reads = [(k, tap) for k, taps in enumerate(info.state_taps) for tap in taps]
     state_dtypes = [np.dtype(v[0].type.dtype) for v in op.inner_states]
     nitsot_types = [o.type for o in op.inner_nitsot_outputs]
     last = info.state_last
@@ -43,10 +79,7 @@ def make_loop(op, node, inner_fn):
     init_vars = node.inputs[1 + n_seqs:1 + n_seqs + n_states]
     name = info.name or "scan"
 
-    def run(n_steps, *args):
-        seqs = args[:n_seqs]
-        inits = args[n_seqs:n_seqs + n_states]
-        nonseqs = list(args[n_seqs + n_states:])
+    def setup(n_steps, seqs, inits):
         lengths = [np.shape(s)[0] if np.ndim(s) else 0 for s in seqs]
         if infer:
             if not seqs:
@@ -67,10 +100,11 @@ def make_loop(op, node, inner_fn):
                     raise ScanError(
                         f"{name}: {_label(seq_vars[j], f'sequence {j}')} is too short: it has "
                         f"{L} rows, but n_steps={steps} needs {steps + e}{taps}")
-        # One list of row views per state, indexed like its full buffer (initial rows
-        # first, or last when reversed). A state that keeps only its last value lives
-        # in a ring of span rows: its list repeats the ring's views.
-        buffers, state_rows, row_shapes = [], [], []
+        # A state's buffer: its initial rows then one per step (the initial rows last when
+        # reversed); a state that keeps only its last value lives in a ring of span rows.
+        s = _Setup()
+        s.steps = steps
+        s.buffers, s.row_shapes, s.rings = [], [], []
         for k, init in enumerate(inits):
             init = np.asarray(init)
             span = spans[k]
@@ -78,19 +112,292 @@ def make_loop(op, node, inner_fn):
                 raise ScanError(
                     f"{name}: the initial value of {_label(init_vars[k], f'state {k}')} has "
                     f"{init.shape[0]} rows, but its taps {list(info.state_taps[k])} need {span}")
-            base = steps if reverse else 0
-            size = span if last[k] else span + steps
-            buf = np.empty((size,) + init.shape[1:], dtype=state_dtypes[k])
-            rows = _rows(buf, size)
             if last[k]:
-                rows = [rows[i % span] for i in range(span + steps)]
-            for j in range(span):
-                rows[base + j][...] = init[j]
-            buffers.append(buf)
-            state_rows.append(rows)
-            row_shapes.append(init.shape[1:])
-        # Row views, taken once: indexing a Python list is much cheaper than an array.
-        seq_rows = [_rows(s, steps + e) for s, e in zip(seqs, extents)]
+                buf = np.empty((span,) + init.shape[1:], dtype=state_dtypes[k])
+                buf[...] = init[:span]
+                s.rings.append(_rows(buf, span))
+            else:
+                buf = np.empty((span + steps,) + init.shape[1:], dtype=state_dtypes[k])
+                if reverse:
+                    buf[steps:] = init[:span]
+                else:
+                    buf[:span] = init[:span]
+                s.rings.append(None)
+            s.buffers.append(buf)
+            s.row_shapes.append(init.shape[1:])
+        return s
+
+    def finish(s, n_run, nitsots):
+        steps = s.steps
+        results = []
+        for k, buf in enumerate(s.buffers):
+            if last[k]:
+                span = spans[k]
+                newest = 0 if reverse else (span + n_run - 1) % span
+                results.append(s.rings[k][newest].copy())
+            elif as_while and n_run < steps:
+                results.append(buf[:spans[k] + n_run])
+            else:
+                results.append(buf)
+        for j, store in enumerate(nitsots):
+            if store is None:
+                shape = tuple(0 if d is None else d for d in nitsot_types[j].shape)
+                store = np.empty((steps,) + shape, dtype=nitsot_types[j].dtype)
+            elif as_while and n_run < steps:
+                store = store[:n_run]
+            results.append(store)
+        return tuple(results) if len(results) != 1 else results[0]
+
+    def bad_state_shape(t, k, value, row_shape):
+        raise ScanError(
+            f"{name}: at step {t} the step function returned shape {np.shape(value)} for "
+            f"state {k}, but its initial value has rows of shape {row_shape}; a recurrent "
+            f"output must keep its shape")
+
+    def bad_nitsot_shape(t, j, value, row_shape):
+        raise ScanError(
+            f"{name}: at step {t} the step function returned shape {np.shape(value)} for "
+            f"output {n_states + j}, but shape {row_shape} at step 0; every step must return "
+            f"the same shape")
+
+    def new_store(j, value, steps):
+        return np.empty((steps,) + tuple(_shape(value)), dtype=nitsot_types[j].dtype)
+
+    errors = (bad_state_shape, bad_nitsot_shape, new_store)
+    if inner_fn is not None:
+        return _stepwise_loop(op, setup, finish, inner_fn, errors)
+    return _generated_loop(op, inner_fgraph, setup, finish, errors)
+
+
+# -- the generated loop ----------------------------------------------------------------------------
+
+def _generated_loop(op, fgraph, setup, finish, errors):
+    from symgrad.backends import python as pyb
+
+    info = op.info
+    n_seqs, n_states, n_nitsot = info.n_seqs, info.n_states, info.n_nitsot
+    spans, reverse, last = info.spans, info.reverse, info.state_last
+    bad_state_shape, bad_nitsot_shape, new_store = errors
+    nodes = fgraph.toposort()
+    inputs = fgraph.inputs
+    outputs = fgraph.outputs
+    clients = fgraph.clients
+    used = [bool(clients.get(v)) or v in outputs for v in inputs]
+
+    em = pyb._Emitter(fgraph, nodes, False)
+    glb = em.glb
+    glb.update(range=range, zip=zip, _bad_state=bad_state_shape, _bad_nitsot=bad_nitsot_shape,
+               _new_store=new_store, _shape=_shape)
+    params = ["steps"]
+    loop_vars = []     # names bound by the for statement (besides t)
+    iterables = []     # per loop var: ("seq", j, offset) | ("state", k, tap)
+    pre_lines = []     # per step, before the body: reads by index
+    ring_params = []   # (k, param name): the rows of a ring, a list
+    # Inner inputs: sequence rows, state rows, non-sequences.
+    k_in = 0
+    for j, offsets in enumerate(info.seq_taps):
+        for o in offsets:
+            var = inputs[k_in]
+            name = f"a{k_in}"
+            em.names[var] = name
+            if used[k_in]:
+                loop_vars.append(name)
+                iterables.append(("seq", j, o))
+            k_in += 1
+    ring_names = {}
+    for k, taps in enumerate(info.state_taps):
+        for tap in taps:
+            var = inputs[k_in]
+            name = f"a{k_in}"
+            em.names[var] = name
+            if used[k_in]:
+                if not last[k]:
+                    loop_vars.append(name)
+                    iterables.append(("state", k, tap))
+                else:
+                    ring = ring_names.setdefault(k, f"R{k}")
+                    if spans[k] == 1:
+                        pre_lines.append(None)  # the ring's one row, bound once (below)
+                        em.names[var] = f"{ring}_0"
+                    else:
+                        d = (-tap) if reverse else (spans[k] + tap)
+                        pre_lines.append(f"{name} = {ring}[(t + {d}) % {spans[k]}]")
+            k_in += 1
+    nonseq_vars = inputs[k_in:]
+    for n, var in enumerate(nonseq_vars):
+        name = f"a{k_in + n}"
+        em.names[var] = name
+        em.invariant.add(var)
+    for k in range(n_states):
+        if last[k]:
+            ring_names.setdefault(k, f"R{k}")
+    for k in sorted(ring_names):
+        ring_params.append((k, ring_names[k]))
+
+    params += [f"q{i}" for i in range(len(iterables))]
+    params += [f"B{k}" for k in range(n_states) if not last[k]]
+    params += [name for _, name in ring_params]
+    params += [em.names[v] for v in nonseq_vars]
+
+    body_indent = 3
+    em.indent = body_indent
+    for line in pre_lines:
+        if line is not None:
+            em.emit(line)
+    pyb.emit_nodes(em, nodes)
+    out_texts = pyb.output_texts(em, outputs)
+
+    def shape_of(var, text):
+        if isinstance(var, Constant) or (var.owner is not None and type(var.owner.op).__name__
+                                         in ("Elemwise", "FusedElemwise", "Dot")):
+            return f"{text}.shape"
+        return f"_shape({text})"
+
+    # Writes: nitsots, then full traces, then rings.
+    for j in range(n_nitsot):
+        var = outputs[n_states + j]
+        text = out_texts[n_states + j]
+        em.emit(f"if N{j} is None:")
+        em.emit(f"    N{j} = _new_store({j}, {text}, steps)")
+        em.emit(f"    M{j} = N{j}.shape[1:]")
+        em.emit(f"elif {shape_of(var, text)} != M{j}:")
+        em.emit(f"    _bad_nitsot(t, {j}, {text}, M{j})")
+        em.emit(f"N{j}[t] = {text}")
+    rings = [k for k in range(n_states) if last[k]]
+    for k in range(n_states):
+        if last[k]:
+            continue
+        var, text = outputs[k], out_texts[k]
+        em.emit(f"if {shape_of(var, text)} != S{k}:")
+        em.emit(f"    _bad_state(t, {k}, {text}, S{k})")
+        w = "t" if reverse else f"t + {spans[k]}"
+        em.emit(f"B{k}[{w}] = {text}")
+    copy_first = len(rings) > 1
+    ring_texts = {}
+    for k in rings:
+        var, text = outputs[k], out_texts[k]
+        em.emit(f"if {shape_of(var, text)} != S{k}:")
+        em.emit(f"    _bad_state(t, {k}, {text}, S{k})")
+        if copy_first and not _fresh(var):
+            c = em.local()
+            copier = em.bind(np.array, "f")
+            em.emit(f"{c} = {copier}({text})")
+            text = c
+        ring_texts[k] = text
+    for k in rings:
+        if spans[k] == 1:
+            em.emit(f"R{k}_0[...] = {ring_texts[k]}")
+        else:
+            em.emit(f"R{k}[t % {spans[k]}][...] = {ring_texts[k]}")
+    if info.as_while:
+        em.emit(f"if {out_texts[-1]}:")
+        em.emit("    n_run = t + 1")
+        em.emit("    break")
+
+    # Assemble: signature, setup lines, the for statement, the body.
+    head = []
+    for j in range(n_nitsot):
+        head.append(f"N{j} = None")
+        head.append(f"M{j} = None")
+    for k, name in ring_params:
+        if spans[k] == 1:
+            head.append(f"{name}_0 = {name}[0]")
+    head.append("n_run = steps")
+    head += [f"{name} = None" for name in loop_vars]
+    head += [line.split(" = ")[0] + " = None" for line in pre_lines if line is not None]
+    rng = "range(steps - 1, -1, -1)" if reverse else "range(steps)"
+    if loop_vars:
+        target = ", ".join(["t"] + loop_vars)
+        source_iter = f"zip({rng}, {', '.join(f'q{i}' for i in range(len(iterables)))})"
+    else:
+        target, source_iter = "t", rng
+    lines = [f"def _symgrad_loop({', '.join(params)}, S):"]
+    lines += ["    " + h for h in head]
+    lines += [f"    S{k} = S[{k}]" for k in range(n_states)]
+    lines += ["    try:"]
+    lines += ["        " + p for p in em.prelude]
+    lines += [f"        for {target} in {source_iter}:"]
+    lines += em.lines
+    lines += ["    except Exception as _e:",
+              f"        _diagnose(_e, [{', '.join(_input_text(em, v) for v in inputs)}])",
+              "        raise",
+              f"    return [n_run{''.join(f', N{j}' for j in range(n_nitsot))}]"]
+    source = "\n".join(lines) + "\n"
+    for v, u in zip(inputs, used):
+        if not u:
+            glb[em.names[v]] = None  # never read: the diagnosis passes None for it
+    glb["_diagnose"] = _loop_diagnose(fgraph, nodes, used)
+    ns, _ = pyb.exec_source(source, glb, ("scan-loop", source))
+    loop_fn = ns["_symgrad_loop"]
+
+    def run(n_steps, *args):
+        seqs = args[:n_seqs]
+        s = setup(n_steps, seqs, args[n_seqs:n_seqs + n_states])
+        steps = s.steps
+        its = []
+        for kind, a, b in iterables:
+            if kind == "seq":
+                rows = np.asarray(seqs[a])[b:b + steps]
+            else:
+                buf = s.buffers[a]
+                start = -b if reverse else spans[a] + b
+                rows = buf[start:start + steps]
+            its.append(rows[::-1] if reverse else rows)
+        call = [steps] + its
+        call += [buf for k, buf in enumerate(s.buffers) if not last[k]]
+        call += [s.rings[k] for k, _ in ring_params]
+        call += args[n_seqs + n_states:]
+        call.append(s.row_shapes)
+        n_run, *nitsots = loop_fn(*call)
+        return finish(s, n_run, nitsots)
+
+    run.source = source
+    return run
+
+
+def _input_text(em, var):
+    return em.names[var]
+
+
+def _loop_diagnose(fgraph, nodes, used):
+    """On a failure inside the loop: ScanErrors go through; others are reproduced node by
+    node on the current step's inputs, to name the op that failed."""
+    from symgrad.backends.python import OpRuntimeError, _run_node_by_node
+
+    def diagnose(exc, values):
+        if isinstance(exc, ScanError | OpRuntimeError) or any(
+                v is None for v, u in zip(values, used) if u):
+            return
+        _run_node_by_node(fgraph, nodes, values)
+    return diagnose
+
+
+# -- the fallback: one call of the compiled step per step ---------------------------------------------
+
+def _stepwise_loop(op, setup, finish, inner_fn, errors):
+    info = op.info
+    n_seqs, n_states, n_nitsot = info.n_seqs, info.n_states, info.n_nitsot
+    spans, reverse, last = info.spans, info.reverse, info.state_last
+    bad_state_shape, bad_nitsot_shape, new_store = errors
+    seq_reads = [(j, o) for j, offsets in enumerate(info.seq_taps) for o in offsets]
+    state_reads = [(k, tap) for k, taps in enumerate(info.state_taps) for tap in taps]
+    as_while = info.as_while
+    rings = [k for k in range(n_states) if last[k]]
+    order = [k for k in range(n_states) if not last[k]] + rings
+
+    def run(n_steps, *args):
+        seqs = args[:n_seqs]
+        s = setup(n_steps, seqs, args[n_seqs:n_seqs + n_states])
+        steps = s.steps
+        nonseqs = list(args[n_seqs + n_states:])
+        state_rows = []
+        for k, buf in enumerate(s.buffers):
+            if last[k]:
+                ring = s.rings[k]
+                state_rows.append([ring[i % spans[k]] for i in range(spans[k] + steps)])
+            else:
+                state_rows.append(_rows(buf, len(buf)))
+        seq_rows = [_rows(np.asarray(sq), steps + e) for sq, e in zip(seqs, info.seq_extents)]
         reads = [(seq_rows[j], o) for j, o in seq_reads]
         if reverse:
             reads += [(state_rows[k], -tap) for k, tap in state_reads]
@@ -105,45 +412,27 @@ def make_loop(op, node, inner_fn):
             values = [rows[t + d] for rows, d in reads]
             values += nonseqs
             outs = inner_fn(*values)
-            for k in range(n_states):
-                value = outs[k]
-                if _shape(value) != row_shapes[k]:
-                    raise ScanError(
-                        f"{name}: at step {t} the step function returned shape "
-                        f"{np.shape(value)} for state {k}, but its initial value has rows of "
-                        f"shape {row_shapes[k]}; a recurrent output must keep its shape")
-                state_rows[k][t + writes[k]][...] = value
             for j in range(n_nitsot):
                 value = outs[n_states + j]
                 store = nitsots[j]
                 if store is None:
-                    store = nitsots[j] = np.empty((steps,) + np.shape(value),
-                                                  dtype=nitsot_types[j].dtype)
+                    store = nitsots[j] = new_store(j, value, steps)
                 elif _shape(value) != store.shape[1:]:
-                    raise ScanError(
-                        f"{name}: at step {t} the step function returned shape "
-                        f"{np.shape(value)} for output {n_states + j}, but shape "
-                        f"{store.shape[1:]} at step 0; every step must return the same shape")
+                    bad_nitsot_shape(t, j, value, store.shape[1:])
                 store[t] = value
+            staged = []
+            for k in order:
+                value = outs[k]
+                if _shape(value) != s.row_shapes[k]:
+                    bad_state_shape(t, k, value, s.row_shapes[k])
+                if last[k] and len(rings) > 1:
+                    value = np.array(value)
+                staged.append((k, value))
+            for k, value in staged:
+                state_rows[k][t + writes[k]][...] = value
             if as_while and outs[-1]:
                 n_run = r + 1
                 break
-        results = []
-        for k, buf in enumerate(buffers):
-            if last[k]:
-                newest = 0 if reverse else spans[k] + n_run - 1
-                results.append(state_rows[k][newest].copy())
-            elif as_while and n_run < steps:
-                results.append(buf[:spans[k] + n_run])
-            else:
-                results.append(buf)
-        for j, store in enumerate(nitsots):
-            if store is None:
-                shape = tuple(0 if s is None else s for s in nitsot_types[j].shape)
-                store = np.empty((steps,) + shape, dtype=nitsot_types[j].dtype)
-            elif as_while and n_run < steps:
-                store = store[:n_run]
-            results.append(store)
-        return tuple(results) if len(results) != 1 else results[0]
+        return finish(s, n_run, nitsots)
 
     return run

@@ -231,14 +231,22 @@ class Scan(Op):
     # -- evaluation -----------------------------------------------------------------------------
     def compile_inner(self):
         """Compile the step function (once per outer compile): ``(callable, rewritten fgraph)``."""
+        from symgrad.backends.python import compile_fgraph
+
+        fgraph = self.rewrite_inner()
+        return compile_fgraph(fgraph), fgraph
+
+    def rewrite_inner(self):
+        """The step graph, rewritten by the current mode (for the python backend)."""
         from symgrad.compile.mode import Mode, get_mode
-        from symgrad.compile.pipeline import compile_graph
+        from symgrad.compile.pipeline import no_gc, rewrite_graph
 
         mode = get_mode(None)
         inner_mode = Mode(mode.base, backend="python") if mode.backend != "python" else mode
         fgraph = FunctionGraph(self.inner_inputs, self.inner_outputs, clone=True)
         n = len(fgraph.inputs)
-        return compile_graph(fgraph, inner_mode, n_explicit=n, mutable=self.mutable_inputs())
+        with no_gc():
+            return rewrite_graph(fgraph, inner_mode, n_explicit=n, mutable=self.mutable_inputs())
 
     def mutable_inputs(self) -> list[bool]:
         """Which step inputs the step may overwrite: the oldest tap of a state that keeps
@@ -250,10 +258,14 @@ class Scan(Op):
         return flags + [False] * info.n_nonseqs
 
     def make_thunk_function(self, node):
+        from symgrad.backends.python import LOOP_THRESHOLD, compile_fgraph
         from symgrad.scan.loop import make_loop
 
-        executable, inner_fgraph = self.compile_inner()
-        run = make_loop(self, node, executable)
+        inner_fgraph = self.rewrite_inner()
+        inner_fn = None
+        if len(inner_fgraph.apply_nodes) > LOOP_THRESHOLD:
+            inner_fn = compile_fgraph(inner_fgraph)  # too large to inline as source
+        run = make_loop(self, node, inner_fgraph, inner_fn)
         run.inner_fgraph = inner_fgraph  # the rewritten step graph, for inspection
         return run
 

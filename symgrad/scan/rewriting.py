@@ -29,6 +29,13 @@ def rebuild(node, inner_inputs, inner_outputs, keep_states=None, keep_nitsot=Non
 
     Returns ``{old output: new output}`` for the kept outputs.
     """
+    return _rebuild(node, inner_inputs, inner_outputs, keep_states, keep_nitsot)[0]
+
+
+def _rebuild(node, inner_inputs, inner_outputs, keep_states=None, keep_nitsot=None,
+             extra_nitsots=()):
+    """:func:`rebuild`, with ``extra_nitsots`` (inner variables) appended as new mapped
+    outputs; returns ``({old output: new output}, [outer output of each extra])``."""
     op, info = node.op, node.op.info
     n_states, n_nitsot = info.n_states, info.n_nitsot
     keep_states = list(range(n_states)) if keep_states is None else sorted(keep_states)
@@ -45,6 +52,7 @@ def rebuild(node, inner_inputs, inner_outputs, keep_states=None, keep_nitsot=Non
     condition = inner_outputs[-1] if info.as_while else None
 
     kept_outputs = [out_states[k] for k in keep_states] + [out_nitsot[j] for j in keep_nitsot]
+    kept_outputs += list(extra_nitsots)
     needed = set(ancestors(kept_outputs + ([condition] if condition is not None else [])))
     parts = ScanParts(condition=condition)
     for j, seq in enumerate(seqs):
@@ -58,14 +66,15 @@ def rebuild(node, inner_inputs, inner_outputs, keep_states=None, keep_nitsot=Non
     for k in keep_states:
         parts.states.append(StateSpec(inits[k], info.state_taps[k], inner_states[k],
                                       out_states[k], last=info.state_last[k]))
-    parts.nitsots = [out_nitsot[j] for j in keep_nitsot]
+    parts.nitsots = [out_nitsot[j] for j in keep_nitsot] + list(extra_nitsots)
     results = build_scan(parts, None if info.infer_steps else n_steps,
                          dict(zip(inner_ns, nonseqs)), reverse=info.reverse,
                          infer_steps=info.infer_steps, truncate_gradient=info.truncate_gradient,
                          name=info.name)
     old = [node.outputs[k] for k in keep_states] + [node.outputs[n_states + j]
                                                     for j in keep_nitsot]
-    return dict(zip(old, results))
+    n_kept = len(old)
+    return dict(zip(old, results[:n_kept])), results[n_kept:]
 
 
 def _group(flat, sizes):
@@ -201,3 +210,165 @@ def scan_merge_last_value(fgraph, node):
             new = new[0] if info.reverse else new[-1]
         out[old] = new
     return out
+
+
+# -- sums over the steps, computed after the loop -------------------------------------------------
+
+_FLOATS = ("float16", "float32", "float64", "complex64", "complex128")
+
+
+def _scalar_name(var):
+    """The scalar op name of an Elemwise node producing ``var``, else None."""
+    from symgrad.tensor.elemwise import Elemwise
+
+    owner = var.owner
+    if owner is None or not isinstance(owner.op, Elemwise) or len(owner.outputs) != 1:
+        return None
+    return owner.op.scalar_op.name
+
+
+def _undimshuffle(f, order):
+    """``x`` when ``f`` is ``x.dimshuffle(order)``, else None."""
+    from symgrad.tensor.elemwise import DimShuffle
+
+    owner = f.owner
+    if owner is not None and isinstance(owner.op, DimShuffle) and owner.op.new_order == order:
+        return owner.inputs[0]
+    return None
+
+
+def _outer_factors(term, dtype):
+    """``(column vector, row vector)`` when ``term`` (a matrix) is the outer product
+    ``col[:, None] * row[None, :]`` (times 0-d factors, folded into the column); else None."""
+    if term.ndim != 2 or _scalar_name(term) != "mul":
+        return None
+    cols, rows, scalars = [], [], []
+    for f in term.owner.inputs:
+        if f.type.dtype != dtype:
+            return None
+        d0, d1 = f.type.shape
+        if d0 == 1 and d1 == 1:
+            s = _undimshuffle(f, ("x", "x"))
+            scalars.append(s if s is not None else f[0, 0])
+        elif d1 == 1 and d0 != 1:
+            v = _undimshuffle(f, (0, "x"))
+            cols.append(v if v is not None else f[:, 0])
+        elif d0 == 1 and d1 != 1:
+            v = _undimshuffle(f, ("x", 0))
+            rows.append(v if v is not None else f[0])
+        else:
+            return None
+    if len(cols) != 1 or len(rows) != 1:
+        return None
+    col = cols[0]
+    for s in scalars:
+        col = col * s
+    return col, rows[0]
+
+
+@node_rewriter([SCAN], sets=("specialize",), name="scan_sum_after_loop")
+def scan_sum_after_loop(fgraph, node):
+    """A state that only adds a term at every step (``acc_t = acc_{t-1} + term_t``, keeping
+    its last value; the accumulated gradient of a non-sequence) is summed after the loop:
+
+    - an outer product ``a_t[:, None] * b_t[None, :]`` sums to ``dot(A.T, B)``, with ``A``
+      and ``B`` the stacked vectors (a sequence is used as it is);
+    - a term of at most one dimension is stacked and summed over the steps.
+
+    No ``(n, m)`` temporary per step, and one matrix product instead of ``T`` outer
+    products. Terms of other forms stay in the loop.
+    """
+    import symgrad.tensor as st
+
+    op, info = node.op, node.op.info
+    if info.truncate_gradient != -1:
+        return None
+    inner = op.fgraph
+    clients = inner.clients
+    n_seq_in = info.n_inner_seq_inputs
+    seq_of = {}  # inner sequence input -> (sequence index, row offset)
+    k_in = 0
+    for j, offsets in enumerate(info.seq_taps):
+        for o in offsets:
+            seq_of[op.inner_inputs[k_in]] = (j, o)
+            k_in += 1
+    assert k_in == n_seq_in
+    plans = {}  # state -> [("outer", col, row) | ("stack", term)]
+    outputs = list(op.inner_outputs)
+    for k in range(info.n_states):
+        if not info.state_last[k] or info.state_taps[k] != (-1,):
+            continue
+        acc = op.inner_states[k][0]
+        out = op.inner_state_outputs[k]
+        dtype = acc.type.dtype
+        if dtype not in _FLOATS or out.type.dtype != dtype or _scalar_name(out) != "add":
+            continue
+        add = out.owner
+        if [c for c, _ in clients.get(acc, ())] != [add] or outputs.count(out) != 1 or \
+                any(c != "output" for c, _ in clients.get(out, ())):
+            continue
+        terms = [i for i in add.inputs if i is not acc]
+        if len(terms) != len(add.inputs) - 1:
+            continue
+        plan = []
+        for term in terms:
+            if term.type.dtype != dtype or term.ndim != acc.ndim or any(
+                    a == 1 and b != 1 for a, b in zip(acc.type.shape, term.type.shape)):
+                plan = None
+                break
+            factors = _outer_factors(term, dtype)
+            if factors is not None:
+                plan.append(("outer",) + factors)
+            elif term.ndim <= 1:
+                plan.append(("stack", term))
+            else:
+                plan = None
+                break
+        if plan:
+            plans[k] = plan
+    if not plans:
+        return None
+
+    # The vectors and terms to stack: mapped outputs, or the sequence they are a row of.
+    extra = []
+    reads = []   # per plan entry: list of ("nitsot", index into extra) | ("seq", j, offset)
+
+    def source(var, allow_seq=True):
+        if allow_seq and var in seq_of:
+            return ("seq",) + seq_of[var]
+        if var not in extra:
+            extra.append(var)
+        return ("nitsot", extra.index(var))
+
+    for k, plan in plans.items():
+        for entry in plan:
+            if entry[0] == "outer":
+                a = source(entry[1])
+                b = source(entry[2], allow_seq=a[0] != "seq")
+                reads.append((k, "outer", a, b))
+            else:
+                reads.append((k, "stack", source(entry[1], allow_seq=False)))
+    keep_states = [k for k in range(info.n_states) if k not in plans]
+    mapping, stacked = _rebuild(node, op.inner_inputs, op.inner_outputs,
+                                keep_states=keep_states, extra_nitsots=extra)
+    _mark(next(iter(stacked)).owner.op, "_inner_rewritten")
+    _, seqs, inits, _ = op.split_outer_inputs(node.inputs)
+    n_run = stacked[0].shape[0]
+
+    def value(src):
+        if src[0] == "nitsot":
+            return stacked[src[1]]
+        _, j, o = src
+        return seqs[j][o:o + n_run]
+
+    totals = {}
+    for entry in reads:
+        k = entry[0]
+        if entry[1] == "outer":
+            total = st.dot(value(entry[2]).T, value(entry[3]))
+        else:
+            total = st.sum(value(entry[2]), axis=0, dtype=inits[k].type.dtype)
+        totals[k] = total if k not in totals else totals[k] + total
+    for k, total in totals.items():
+        mapping[node.outputs[k]] = inits[k][0] + total
+    return mapping

@@ -76,7 +76,10 @@ def test_backward_loop_of_the_rnn_keeps_only_what_it_needs():
     f = symgrad.function([W, X, h0], gW)
     forward, backward = compiled_scans(f)
     assert backward.op.info.reverse
-    assert backward.op.info.n_nitsot == 0  # the cotangent of X is not computed
+    # the cotangent of X is not computed; the gradient of W is not summed in the loop: the
+    # loop stacks one vector per step (a mapped output) and one dot after it sums them
+    assert backward.op.info.n_nitsot == 1 and backward.outputs[-1].ndim == 2
+    assert backward.op.info.n_states == 1
     # dot(W, h) is not computed again for its shape: W.shape[0] is read once, outside
     dots = [n for n in backward.op.fgraph.apply_nodes if type(n.op).__name__ == "Dot"]
     assert len(dots) == 1
