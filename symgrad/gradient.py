@@ -330,11 +330,48 @@ def Rop(f, wrt, eval_points, disconnected_outputs="zero"):
         if w.type.ndim != v.type.ndim:
             raise ValueError(f"Rop: eval_points[{k}] must have the shape of wrt[{k}] "
                              f"({w.type}), got {v.type}")
-    tangents = pushforward_graph(f_list, wrt_list,
-                                 [_fit_to(v, w) for w, v in zip(wrt_list, v_list)])
+    plain = [_fit_to(v, w) for w, v in zip(wrt_list, v_list)]
+    checked = [_shaped_like(v, w) for w, v in zip(wrt_list, plain)]
+    tangents = pushforward_graph(f_list, wrt_list, checked)
+    tangents = _drop_unneeded_checks(tangents, wrt_list, plain, checked)
     result = [t if t is not None else _zeros_like(fi) for fi, t in zip(f_list, tangents)]
     _mark_derivative(result, wrt_list)
     return result[0] if single else result
+
+
+def _shaped_like(v, w):
+    """``v`` checked at run time to have ``w``'s shape (a tangent at w must have it), so that
+    the rewriter knows they are equal: no runtime broadcasting to undo in the result."""
+    from symgrad.tensor.shape import SpecifyShape, shape_i
+
+    if not hasattr(w.type, "shape") or w.type.ndim == 0:
+        return v
+    mask, lengths = [], []
+    for k, vs in enumerate(v.type.shape):
+        if vs is None:
+            mask.append(True)
+            lengths.append(shape_i(w, k))
+        else:
+            mask.append(False)
+    if not any(mask):
+        return v
+    return SpecifyShape(tuple(mask))(v, *lengths)
+
+
+def _drop_unneeded_checks(tangents, wrt, plain, checked):
+    """Undo the shape checks of eval points whose wrt the tangents do not otherwise use (a
+    linear f): the result need not read the point it was taken at (see Rop's docstring)."""
+    from symgrad.graph.traversal import ancestors
+
+    outs = [t for t in tangents if t is not None]
+    triples = [(w, c, p) for w, c, p in zip(wrt, checked, plain) if c is not p]
+    if not outs or not triples:
+        return tangents
+    seen = set(ancestors(outs, blockers=[c for _, c, _ in triples]))
+    undo = {c: p for w, c, p in triples if c in seen and w not in seen}
+    if not undo:
+        return tangents
+    return [None if t is None else clone_replace(t, undo) for t in tangents]
 
 
 def pushforward_from_pullback(op: Op, inputs, outputs, tangents):

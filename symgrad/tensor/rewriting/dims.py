@@ -103,8 +103,28 @@ def _fused_rule(node, in_dims, analysis=None):
 
 
 def _specify_rule(node, in_dims, analysis=None):
-    return [tuple(_ONE if s == 1 else frozenset((s,)) if s is not None else d
-                  for s, d in zip(node.outputs[0].type.shape, in_dims[0]))]
+    """Static lengths, and a symbolic length ``shape_i(w, k)`` is dimension k of w (the
+    check at run time makes it so); any other symbolic length is an atom of its own."""
+    out = []
+    lengths = iter(node.inputs[1:])
+    for s, d, m in zip(node.outputs[0].type.shape, in_dims[0], node.op.mask):
+        n = next(lengths) if m else None
+        if s is not None:
+            out.append(_ONE if s == 1 else frozenset((s,)))
+        elif n is None:
+            out.append(d)
+        else:
+            out.append(_length_dims(n, analysis))
+    return [tuple(out)]
+
+
+def _length_dims(n, analysis):
+    """The dims set of a dimension whose length is the int scalar ``n``."""
+    node = n.owner
+    if node is not None and analysis is not None and type(node.op).__name__ == "Shape_i":
+        w = node.inputs[0]
+        return analysis(w)[node.op.i]
+    return frozenset((("length", n),))
 
 
 class Dims:

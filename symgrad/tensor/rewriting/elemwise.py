@@ -49,6 +49,39 @@ def local_fill_sink(fgraph, node):
     return None
 
 
+def _one_element_constant(var) -> bool:
+    return isinstance(var, Constant) and var.data.size == 1
+
+
+@node_rewriter([Elemwise], sets=("canonicalize",))
+def local_fill_of_constants(fgraph, node):
+    """E(c, fill(a, d)) -> fill(a, E(c, d)) when every other input is a one-element constant
+    (``200 * fill(t, 1.0) -> fill(t, 200.0)``): E runs on the small value, not the fill."""
+    sop = node.op.scalar_op
+    if sop.name == "second" or len(node.outputs) != 1 or len(node.inputs) < 2:
+        return None
+    k = None
+    for j, i in enumerate(node.inputs):
+        if _one_element_constant(i):
+            continue
+        if k is not None or elemwise_name(i) != "second":
+            return None
+        k = j
+    if k is None:
+        return None
+    a, d = node.inputs[k].owner.inputs
+    new_inputs = list(node.inputs)
+    new_inputs[k] = d
+    out = node.outputs[0]
+    inner = Elemwise(sop)(*new_inputs)
+    if inner.dtype != out.dtype:
+        return None
+    new = sm.second(a, inner)
+    if new.dtype != out.dtype or new.ndim != out.ndim:
+        return None
+    return [new]
+
+
 @node_rewriter([DimShuffle], sets=("canonicalize",))
 def local_dimshuffle_noop(fgraph, node):
     """A DimShuffle that changes nothing is its input."""
@@ -106,17 +139,67 @@ def _only_for_shape(fgraph, var) -> bool:
     return True
 
 
-@node_rewriter([sm.second], sets=("canonicalize",))
-def local_fill_shape_source(fgraph, node):
-    """fill(E(u, ...), b) -> fill(u, b) when u has the shape of E(u, ...) and E's result is
-    needed for nothing but its shape (so it need not be computed)."""
-    a, b = node.inputs
+def shape_sources(node):
+    """Inputs of ``node`` that may have the shape of its (first) output: the operands of an
+    elementwise op, the array an increment writes into."""
+    op = node.op
+    if type(op) is Elemwise or type(op).__name__ == "FusedElemwise":
+        return [u for u in node.inputs if not isinstance(u, Constant)]
+    if type(op).__name__ in ("IncSubtensor", "AdvancedIncSubtensor"):
+        return [node.inputs[0]]
+    return []
+
+
+def redirect_shape_readers(fgraph, a):
+    """When ``a`` is computed only for its shape: {output of each reader of a: the same
+    reader of an input u of a's op with a's shape}, so that a need not be computed; else None.
+    (Redirecting every reader at once: the others are not revisited when one goes.)"""
     owner = a.owner
-    if owner is None or type(owner.op) is not Elemwise or not _only_for_shape(fgraph, a):
+    if owner is None or not _only_for_shape(fgraph, a):
         return None
     dims = get_dims(fgraph)
     da = dims(a)
-    for u in owner.inputs:
-        if u.ndim == a.ndim and not isinstance(u, Constant) and dims(u) == da:
-            return [sm.second(u, b)]
+    for u in shape_sources(owner):
+        if u.ndim != a.ndim or u.dtype != a.dtype and not _shape_only_clients(fgraph, a):
+            continue
+        if dims(u) != da:
+            continue
+        out = {}
+        for c, _ in fgraph.clients.get(a, ()):
+            if type(c.op) is Elemwise:
+                new = sm.second(u, c.inputs[1])
+                if new.dtype != c.outputs[0].dtype:
+                    return None
+            else:
+                new = c.op(u)
+            out[c.outputs[0]] = new
+        return out
+    return None
+
+
+def _shape_only_clients(fgraph, a) -> bool:
+    """No fill reads ``a`` (a fill takes its dtype from both inputs; a shape does not)."""
+    return all(type(c.op) is not Elemwise for c, _ in fgraph.clients.get(a, ()))
+
+
+@node_rewriter([sm.second], sets=("canonicalize",))
+def local_fill_shape_source(fgraph, node):
+    """fill(E(u, ...), b) -> fill(u, b) when E's result is needed for nothing but its shape
+    (so it need not be computed) and u has that shape, or broadcasting u and b gives the
+    fill's shape. E is an elementwise op or an increment (inc(u, y, idx) has u's shape)."""
+    a, b = node.inputs
+    found = redirect_shape_readers(fgraph, a)
+    if found:
+        return found
+    owner = a.owner
+    if owner is None or b.ndim != a.ndim or not _only_for_shape(fgraph, a):
+        return None
+    dims = get_dims(fgraph)
+    target = dims(node.outputs[0])
+    db = dims(b)
+    for u in shape_sources(owner):
+        if u.ndim == a.ndim and bcast_dims([dims(u), db]) == target:
+            new = sm.second(u, b)
+            if new.dtype == node.outputs[0].dtype:
+                return [new]
     return None

@@ -15,6 +15,7 @@ from symgrad.tensor.basic import constant
 from symgrad.tensor.elemwise import DimShuffle, Elemwise, SumTo, _pad_to_ndim
 from symgrad.tensor.rewriting.basic import get_dims, lazy_class
 from symgrad.tensor.rewriting.dims import DIMS_RULES, _rules, bcast_dims
+from symgrad.tensor.rewriting.elemwise import redirect_shape_readers, shape_sources
 
 SHAPE = "symgrad.tensor.shape:Shape"
 SHAPE_I = "symgrad.tensor.shape:Shape_i"
@@ -157,17 +158,7 @@ def local_shape_fold(fgraph, node):
     (v,) = node.inputs
     if None not in v.type.shape:
         return [constant(np.array(v.type.shape, dtype="int64"))]
-    owner = v.owner
-    if owner is None or type(owner.op) not in _SAME_SHAPE_OPS():
-        return None
-    if not _only_measured(fgraph, v):
-        return None  # v is computed anyway: measuring it costs nothing
-    dims = _dims(fgraph)
-    dv = dims(v)
-    for i in owner.inputs:
-        if not isinstance(i, Constant) and i.type.ndim == v.type.ndim and dims(i) == dv:
-            return [node.op(i)]
-    return None
+    return redirect_shape_readers(fgraph, v)  # v is computed anyway: measuring it is free
 
 
 @node_rewriter([SHAPE_I], sets=("canonicalize",))
@@ -178,15 +169,16 @@ def local_shape_i_fold(fgraph, node):
     k = node.op.i
     if v.type.shape[k] is not None:
         return [constant(v.type.shape[k], dtype="int64")]
+    found = redirect_shape_readers(fgraph, v)
+    if found:
+        return found
     owner = v.owner
-    if owner is None or type(owner.op) not in _SAME_SHAPE_OPS():
-        return None
-    if not _only_measured(fgraph, v):
+    if owner is None or not _only_measured(fgraph, v):
         return None
     dims = _dims(fgraph)
     dk = dims(v)[k]
-    for i in owner.inputs:
-        if not isinstance(i, Constant) and i.type.ndim == v.type.ndim and dims(i)[k] == dk:
+    for i in shape_sources(owner):
+        if i.type.ndim == v.type.ndim and dims(i)[k] == dk:
             return [node.op(i)]
     return None
 
@@ -198,12 +190,6 @@ def _only_measured(fgraph, v) -> bool:
         if c == "output" or not isinstance(c.op, (Shape, Shape_i)):
             return False
     return True
-
-
-def _SAME_SHAPE_OPS():
-    from symgrad.tensor.fusion import FusedElemwise
-
-    return (Elemwise, FusedElemwise)
 
 
 @node_rewriter([ALLOC], sets=("canonicalize",))
@@ -271,12 +257,18 @@ def local_reshape_reshape(fgraph, node):
 
 @node_rewriter([SPECIFY], sets=("canonicalize",))
 def local_specify_shape_remove(fgraph, node):
-    """SpecifyShape(x, ...) -> x when x's static shape already says it all."""
+    """SpecifyShape(x, ...) -> x when x's static shape already says it all (a check against
+    a symbolic length stays: it is a runtime check, and tells the dims analysis that the
+    lengths are equal)."""
     x = node.inputs[0]
     out = node.outputs[0]
-    if x.type == out.type:
-        return [x]
-    return None
+    if x.type != out.type:
+        return None
+    lengths = iter(node.inputs[1:])
+    for m, s in zip(node.op.mask, x.type.shape):
+        if m and not isinstance(next(lengths), Constant) and s is None:
+            return None
+    return [x]
 
 
 @node_rewriter([DimShuffle], sets=("canonicalize",))

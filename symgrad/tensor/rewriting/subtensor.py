@@ -1,4 +1,11 @@
-"""Rewrites of indexing: gradients of slices add into the other terms directly."""
+"""Rewrites of indexing: gradients of slices add into the other terms directly.
+
+The gradient of ``x[idx]`` is ``inc_subtensor(zeros_like(x)[idx], g)``; a function of
+several slices of x gets one such term per slice, added together. The rewrites here turn
+``inc(zeros, a, I) + inc(zeros, b, J) + inc(zeros, c, I) + w`` into
+``inc(inc(w, a + c, I), b, J)``: no zero arrays, no full-size sums, one increment per index.
+(Reordering the additions changes only rounding, as flattening a sum does.)
+"""
 
 from __future__ import annotations
 
@@ -14,40 +21,136 @@ from symgrad.tensor.rewriting.basic import (
 )
 
 INC = "symgrad.tensor.subtensor:IncSubtensor"
+ALLOC = "symgrad.tensor.shape:Alloc"
 
 
 def _zeros(var) -> bool:
-    """``var`` is fill(a, 0) (the zeros a gradient of an index starts from)."""
-    if elemwise_name(var) != "second":
-        return False
-    return scalar_const(var.owner.inputs[1]) == 0
+    """``var`` is fill(a, 0) or alloc(0, shape) (the zeros a gradient of an index starts from)."""
+    if elemwise_name(var) == "second":
+        return scalar_const(var.owner.inputs[1]) == 0
+    Alloc = lazy_class(ALLOC)
+    node = var.owner
+    if Alloc is not None and node is not None and isinstance(node.op, Alloc):
+        return scalar_const(node.inputs[0]) == 0
+    return False
+
+
+def _is_inc(var, Inc):
+    """The node of an increment (not a set) computing ``var``, else None."""
+    node = var.owner
+    if node is None or not isinstance(node.op, Inc) or node.op.set_instead_of_inc:
+        return None
+    return node
+
+
+def _index_key(node):
+    """Increments with equal keys add into the same positions."""
+    parts = [type(node.op), node.op.idx_list]
+    for i in node.inputs[2:]:
+        c = scalar_const(i) if isinstance(i, Constant) else None
+        parts.append(("c", c) if c is not None else ("v", id(i)))
+    return tuple(parts)
+
+
+def _unwrap(fgraph, var, Inc, dims, target, dtype):
+    """``var = inc(...inc(base, y1, i1)..., yk, ik)``: (base, [inc nodes, innermost first]),
+    following increments used only by the next one and shaped like ``target``."""
+    incs = []
+    while True:
+        node = _is_inc(var, Inc)
+        if node is None or var.dtype != dtype or dims(var) != target:
+            break
+        if incs and not single_client(fgraph, var):
+            break
+        incs.append(node)
+        var = node.inputs[0]
+    incs.reverse()
+    return var, incs
+
+
+def _rebuild(base, incs):
+    """``base`` with the increments applied, those into the same positions added first."""
+    groups: dict = {}
+    for node in incs:
+        groups.setdefault(_index_key(node), []).append(node)
+    result = base
+    for nodes in groups.values():
+        ys = [n.inputs[1] for n in nodes]
+        y = ys[0] if len(ys) == 1 else sm.add(*ys)
+        first = nodes[0]
+        op = type(first.op)(first.op.idx_list)
+        result = op(result, y, *first.inputs[2:])
+    return result
+
+
+def _add_of_incs(fgraph, node, Inc):
+    """The replacement of the sum ``node`` whose terms are increments, or None."""
+    out = node.outputs[0]
+    dims = get_dims(fgraph)
+    target = dims(out)
+    others, incs, zero = [], [], None
+    found = False
+    for v in node.inputs:
+        if _is_inc(v, Inc) is not None and single_client(fgraph, v):
+            base, chain = _unwrap(fgraph, v, Inc, dims, target, out.dtype)
+        else:
+            base, chain = v, []
+        if chain:
+            found = True
+            incs.extend(chain)
+            if _zeros(base):
+                zero = base if zero is None else zero
+                continue
+        others.append(base)
+    if not found:
+        return None
+    if not others:
+        base = zero
+    else:
+        base = others[0] if len(others) == 1 else sm.add(*others)
+        if base.dtype != out.dtype or base.ndim != out.ndim or dims(base) != target:
+            if zero is None:
+                return None
+            base = sm.add(zero, *others)
+            if base.dtype != out.dtype:
+                return None
+    return _rebuild(base, incs)
 
 
 @node_rewriter([sm.add], sets=("canonicalize",))
 def local_inc_subtensor_of_zeros_add(fgraph, node):
-    """inc(zeros, y, idx) + w -> inc(w, y, idx) when w has the full shape: one copy of w
-    with y added in place, instead of a zero array, an increment and a sum."""
+    """inc(zeros, y, idx) + w -> inc(w, y, idx) when w has the full shape (one copy of w with y
+    added in place, instead of a zero array, an increment and a sum); every increment of the
+    sum is lifted this way and those into the same positions are merged:
+    inc(z, a, I) + inc(z, b, J) + inc(z, c, I) -> inc(inc(z, a + c, I), b, J)."""
     Inc = lazy_class(INC)
     if Inc is None:
         return None
+    new = _add_of_incs(fgraph, node, Inc)
+    return None if new is None else [new]
+
+
+@node_rewriter([INC], sets=("canonicalize",))
+def local_inc_subtensor_merge(fgraph, node):
+    """inc(inc(x, a, I), b, I) -> inc(x, a + b, I) (also with other increments between them);
+    and an increment whose only client is a sum: that sum's rewrite, run from here (the sum
+    is not revisited when an increment below it changes)."""
+    Inc = lazy_class(INC)
     out = node.outputs[0]
+    if node.op.set_instead_of_inc:
+        return None
+    clients = fgraph.clients.get(out, ())
+    if len(clients) == 1 and clients[0][0] != "output":
+        c = clients[0][0]
+        if elemwise_name(c.outputs[0]) == "add":
+            new = _add_of_incs(fgraph, c, Inc)
+            if new is not None:
+                return {c.outputs[0]: new}
+        parent = c.outputs[0] if isinstance(c.op, Inc) and clients[0][1] == 0 else None
+        if parent is not None and _is_inc(parent, Inc) is not None:
+            return None  # the outermost increment of the chain merges it
     dims = get_dims(fgraph)
-    inputs = node.inputs
-    for k, v in enumerate(inputs):
-        inc = v.owner
-        if inc is None or not isinstance(inc.op, Inc) or inc.op.set_instead_of_inc:
-            continue
-        if not _zeros(inc.inputs[0]) or not single_client(fgraph, v) or v.dtype != out.dtype:
-            continue
-        dv = dims(v)
-        if dv != dims(out):
-            continue
-        for j, w in enumerate(inputs):
-            if j == k or isinstance(w, Constant) or w.dtype != v.dtype or w.ndim != v.ndim:
-                continue
-            if dims(w) != dv:
-                continue
-            new = inc.op(w, *inc.inputs[1:])
-            rest = [i for n, i in enumerate(inputs) if n not in (k, j)]
-            return [sm.add(new, *rest) if rest else new]
-    return None
+    base, chain = _unwrap(fgraph, out, Inc, dims, dims(out), out.dtype)
+    if len({_index_key(n) for n in chain}) == len(chain):
+        return None
+    return [_rebuild(base, chain)]
