@@ -155,9 +155,11 @@ def redirect_shape_readers(fgraph, a):
     reader of an input u of a's op with a's shape}, so that a need not be computed; else None.
     (Redirecting every reader at once: the others are not revisited when one goes.)"""
     owner = a.owner
-    if owner is None or not _only_for_shape(fgraph, a):
+    if owner is None:
         return None
     dims = get_dims(fgraph)
+    if not _only_for_shape(fgraph, a):
+        return _read_shape_of_a_root(fgraph, a, dims)
     da = dims(a)
     for u in shape_sources(owner):
         if u.ndim != a.ndim or u.dtype != a.dtype and not _shape_only_clients(fgraph, a):
@@ -175,6 +177,28 @@ def redirect_shape_readers(fgraph, a):
             out[c.outputs[0]] = new
         return out
     return None
+
+
+def _read_shape_of_a_root(fgraph, a, dims):
+    """The shape readers of ``a`` (computed anyway) read it from an input of the graph with
+    its shape instead, so that ``a`` has fewer clients (it may then be overwritten in place)."""
+    da = dims(a)
+    roots = [u for u in shape_sources(a.owner)
+             if u.owner is None and u.ndim == a.ndim and dims(u) == da]
+    if not roots:
+        return None
+    u = roots[0]
+    out = {}
+    for c, k in fgraph.clients.get(a, ()):
+        if c == "output":
+            continue
+        if type(c.op) is Elemwise and c.op.scalar_op.name == "second" and k == 0:
+            new = sm.second(u, c.inputs[1])
+            if new.dtype == c.outputs[0].dtype:
+                out[c.outputs[0]] = new
+        elif type(c.op).__name__ in ("Shape", "Shape_i"):
+            out[c.outputs[0]] = c.op(u)
+    return out or None
 
 
 def _shape_only_clients(fgraph, a) -> bool:

@@ -31,9 +31,13 @@ NOT_FRESH_SCALAR_OPS = {"second"}
 def produces_fresh(var) -> bool:
     """``var``'s runtime value is an array freshly allocated by its producer."""
     node = var.owner
+    while node is not None and _is_inc(node.op) and node.op.inplace:
+        node = node.inputs[0].owner  # an increment in place returns the array it was given
     if node is None:
         return False
     op = node.op
+    if _is_inc(op):
+        return True  # a copy of its first input, then the increment
     if type(op) is Elemwise:
         sop = op.scalar_op
         if sop.name in NOT_FRESH_SCALAR_OPS:
@@ -91,4 +95,60 @@ def elemwise_inplace(fgraph, context):
             break
     if context is not None:
         context.stats["elemwise_inplace"] += done
+    return done
+
+
+def _is_inc(op) -> bool:
+    return type(op).__name__ in ("IncSubtensor", "AdvancedIncSubtensor")
+
+
+def _constant_fill(var):
+    """``(value, shape source)`` when var is fill(a, c) for a one-element constant c."""
+    node = var.owner
+    if node is None or type(node.op) is not Elemwise or node.op.scalar_op.name != "second":
+        return None
+    a, c = node.inputs
+    if not isinstance(c, Constant) or c.data.size != 1 or c.dtype != var.dtype:
+        return None
+    return c, a
+
+
+@global_rewriter(sets=("inplace",), name="incsubtensor_inplace")
+def incsubtensor_inplace(fgraph, context):
+    """Increments and sets write into their first input when nothing else reads it and this
+    call allocated it (a constant fill, the zeros of a gradient, is allocated for it)."""
+    from symgrad.tensor.shape import alloc, shape
+
+    n_explicit = context.n_explicit if context is not None else len(fgraph.inputs)
+    mutable = context.mutable if context is not None else []
+    writable_inputs = {fgraph.inputs[k] for k in range(min(n_explicit, len(mutable)))
+                       if mutable[k]}
+    clients = fgraph.clients
+    done = 0
+    for node in fgraph.toposort():
+        op = node.op
+        if not _is_inc(op) or op.inplace or node not in fgraph.apply_nodes:
+            continue
+        x = node.inputs[0]
+        if isinstance(x, Constant) or x.type.ndim == 0:
+            continue
+        if any(c is not node or k != 0 for c, k in clients.get(x, ())):
+            continue
+        fill = _constant_fill(x)
+        if fill is not None:
+            value, like = fill
+            x = alloc(value.data.reshape(()), shape(like))
+            if x.type.ndim != node.inputs[0].type.ndim or x.dtype != node.inputs[0].dtype:
+                continue
+        elif x.owner is None:
+            if x not in writable_inputs:
+                continue
+        elif not produces_fresh(x):
+            continue
+        new_op = type(op)(op.idx_list, set_instead_of_inc=op.set_instead_of_inc, inplace=True)
+        new = new_op.make_node(x, *node.inputs[1:]).outputs[0]
+        if apply_replacements(fgraph, node, [new], "incsubtensor_inplace", context):
+            done += 1
+    if context is not None:
+        context.stats["incsubtensor_inplace"] += done
     return done

@@ -250,3 +250,55 @@ def test_two_groups_that_feed_each_other_are_not_both_fused():
     args = RNG.normal(size=3), RNG.normal(size=(4, 3)), RNG.normal(size=4), RNG.normal(size=3)
     a, b = fn(*args)
     np.testing.assert_allclose(a, b)
+
+
+# -- increments in place ---------------------------------------------------------------------------
+
+def inplace_increments(f):
+    return [n for n in f.maker.fgraph.apply_nodes if getattr(n.op, "destroy_map", None)]
+
+
+def test_increments_of_a_gradient_write_into_one_fresh_zero_array():
+    x = st.dvector("x")
+    g = symgrad.grad(st.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2), x)
+    f = symgrad.function([x], g)
+    incs = inplace_increments(f)
+    assert len(incs) == 2  # both increments, no copies
+    assert any(type(n.op).__name__ == "Alloc" for n in f.maker.fgraph.apply_nodes)
+    a = RNG.normal(size=6)
+    want = symgrad.function([x], g, mode="FAST_COMPILE")(a)
+    for _ in range(2):  # the zeros are allocated anew on each call
+        np.testing.assert_allclose(f(a), want, rtol=1e-13)
+    for n in (0, 1, 2):
+        np.testing.assert_allclose(f(a[:n]), symgrad.function([x], g, mode="FAST_COMPILE")(a[:n]))
+
+
+def test_increments_never_overwrite_an_input_a_constant_or_a_value_read_later():
+    x, y = st.dvectors("x", "y")
+    c = st.constant(np.arange(4.0))
+    e = st.exp(x)
+    outs = [st.inc_subtensor(x[1:], y), st.inc_subtensor(c[1:], y),
+            st.inc_subtensor(e[1:], y) * e, st.set_subtensor(e[:2], 0.0)]
+    f = symgrad.function([x, y], outs)
+    assert not inplace_increments(f)
+    a, b = RNG.normal(size=4), RNG.normal(size=3)
+    before = a.copy()
+    for _ in range(2):
+        got = f(a, b)
+        np.testing.assert_allclose(got[0], np.r_[a[0], a[1:] + b])
+        np.testing.assert_allclose(got[1], np.r_[0.0, np.arange(1.0, 4.0) + b])
+        np.testing.assert_allclose(got[2], np.r_[np.exp(a[0]), np.exp(a[1:]) + b] * np.exp(a))
+        np.testing.assert_allclose(got[3], np.r_[0.0, 0.0, np.exp(a[2:])])
+    np.testing.assert_array_equal(a, before)
+
+
+def test_increment_overwrites_a_fresh_intermediate_and_a_mutable_input():
+    x, y = st.dvectors("x", "y")
+    f = symgrad.function([x, y], st.inc_subtensor(st.exp(x)[1:], y))
+    assert len(inplace_increments(f)) == 1
+    a, b = RNG.normal(size=4), RNG.normal(size=3)
+    np.testing.assert_allclose(f(a, b), np.r_[np.exp(a[0]), np.exp(a[1:]) + b])
+    fm = symgrad.function([symgrad.In(x, mutable=True), y], st.set_subtensor(x[1:], y))
+    assert len(inplace_increments(fm)) == 1
+    data = a.copy()
+    np.testing.assert_allclose(fm(data, b), np.r_[a[0], b])
