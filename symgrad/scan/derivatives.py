@@ -62,6 +62,61 @@ def _add_rows(total, like, start, rows, n_rows):
     return st.inc_subtensor(total[start:start + n_rows], rows)
 
 
+def _is_zeros(var) -> bool:
+    """``var`` is zeros by construction: a zero constant, ``fill(x, 0)`` or ``alloc(0, ...)``."""
+    from symgrad.tensor.basic import is_constant_value
+
+    if is_constant_value(var, 0):
+        return True
+    owner = var.owner
+    if owner is None:
+        return False
+    sop = getattr(owner.op, "scalar_op", None)
+    if sop is not None and sop.name == "second":
+        return is_constant_value(owner.inputs[1], 0)
+    if type(owner.op).__name__ == "Alloc":
+        return is_constant_value(owner.inputs[0], 0)
+    return False
+
+
+def _basic_inc(var):
+    """``(base, increment, index entries)`` when ``var`` is a basic ``inc_subtensor``."""
+    from symgrad.tensor.subtensor import IncSubtensor
+
+    owner = var.owner
+    if owner is None or type(owner.op) is not IncSubtensor or owner.op.set_instead_of_inc:
+        return None
+    x, y, *index = owner.inputs
+    return x, y, owner.op._entries(x, index)
+
+
+def _last_row_only(g, span):
+    """The last row of ``g`` (the cotangent of a state's whole buffer) when every other row
+    is zero by construction, else None: the form the gradient of ``outputs[-1]`` takes,
+    ``inc(zeros, inc(zeros[span:], row, -1), span:)``."""
+    from symgrad.tensor.basic import get_scalar_constant_value
+
+    def full(entries):
+        return all(kind == "s" and val == (None, None, None) for kind, val in entries)
+
+    got = _basic_inc(g)
+    if got is not None and _is_zeros(got[0]):
+        base, inner, entries = got
+        kind, val = entries[0]
+        if kind == "s" and val[1:] == (None, None) and val[0] is not None and \
+                get_scalar_constant_value(val[0]) == span and full(entries[1:]):
+            got = _basic_inc(inner)
+            if got is None or not _is_zeros(got[0]):
+                return None
+    if got is None or not _is_zeros(got[0]):
+        return None
+    base, row, entries = got
+    kind, val = entries[0]
+    if kind != "i" or get_scalar_constant_value(val) != -1 or not full(entries[1:]):
+        return None
+    return row
+
+
 def _n_run(op, full_outputs):
     """The number of steps actually run, from the outputs' lengths."""
     info = op.info
@@ -100,6 +155,7 @@ def _reuse_stored_outputs(op, parts, full, grads):
 
 
 def scan_pullback(op, inputs, outputs, output_grads):
+    import symgrad.tensor as st
     from symgrad.gradient import backprop
 
     info = op.info
@@ -131,12 +187,29 @@ def scan_pullback(op, inputs, outputs, output_grads):
         parts.seqs.append(SeqSpec(buf, offsets, spans[k], inner_states[k]))
 
     float_states = [k for k in range(ns) if _is_float(out_states[k])]
+    # A cotangent that is zero but for the buffer's last row (the gradient of
+    # ``outputs[-1]``) enters the backward loop as the initial carry, not as a sequence.
+    last_rows = {}
+    if not reverse and truncate == -1:
+        for k in float_states:
+            g = g_states[k]
+            if g is None or info.state_last[k] or -1 not in info.state_taps[k]:
+                continue
+            row = _last_row_only(g, spans[k])
+            if row is None:
+                continue
+            like = bufs[k][-1]
+            if row.type.dtype != like.type.dtype:
+                continue
+            if row.type.shape != like.type.shape:
+                row = st.second(like, row)  # broadcast as the increment did
+            last_rows[k] = row
     bp_outputs, bp_cotangents = [], []
     carries: dict[tuple[int, int], object] = {}   # (state, tap) -> placeholder of D_m
     for k in float_states:
         terms = []
         g = g_states[k]
-        if g is not None and not info.state_last[k]:
+        if g is not None and not info.state_last[k] and k not in last_rows:
             holder = _row(g)
             parts.seqs.append(SeqSpec(g, (0 if reverse else spans[k],), spans[k], [holder]))
             terms.append(holder)
@@ -165,8 +238,6 @@ def scan_pullback(op, inputs, outputs, output_grads):
     grads = _reuse_stored_outputs(op, parts, full, grads)
     grad_of = dict(zip(wrt, grads))
 
-    import symgrad.tensor as st
-
     # D_m states: what each step sends back to the state value m steps before it.
     carry_keys = []
     for k in float_states:
@@ -177,6 +248,9 @@ def scan_pullback(op, inputs, outputs, output_grads):
             if info.state_last[k] and tap == -1 and g_states[k] is not None:
                 last_g = g_states[k]
                 init = last_g.dimshuffle(("x",) + tuple(range(last_g.ndim)))
+            elif tap == -1 and k in last_rows:
+                row = last_rows[k]
+                init = row.dimshuffle(("x",) + tuple(range(row.ndim)))
             else:
                 init = _zeros_rows(inits[k], m)
             keep_last = m == 1 and truncate == -1
@@ -234,7 +308,9 @@ def scan_pullback(op, inputs, outputs, output_grads):
         span = spans[k]
         total = None
         g = g_states[k]
-        if g is not None and not info.state_last[k]:
+        if g is not None and not info.state_last[k] and k not in last_rows:
+            # (with a last-row cotangent these rows are zero, or, after no step at all,
+            # the last row itself: the carry brings it back)
             total = _add_rows(None, inits[k], 0, g[-span:] if reverse else g[:span], span)
         for (kk, tap, keep_last), d in zip(carry_keys, carry_out):
             if kk != k:

@@ -33,9 +33,11 @@ def rebuild(node, inner_inputs, inner_outputs, keep_states=None, keep_nitsot=Non
 
 
 def _rebuild(node, inner_inputs, inner_outputs, keep_states=None, keep_nitsot=None,
-             extra_nitsots=()):
+             extra_nitsots=(), extra_seqs=(), keep_seqs=False):
     """:func:`rebuild`, with ``extra_nitsots`` (inner variables) appended as new mapped
-    outputs; returns ``({old output: new output}, [outer output of each extra])``."""
+    outputs and ``extra_seqs`` (``(outer, inner)`` pairs: step t reads ``outer[t]``) as new
+    sequences; returns ``({old output: new output}, [outer output of each extra nitsot])``.
+    ``keep_seqs``: the sequences no step reads stay inputs (their lengths are checked)."""
     op, info = node.op, node.op.info
     n_states, n_nitsot = info.n_states, info.n_nitsot
     keep_states = list(range(n_states)) if keep_states is None else sorted(keep_states)
@@ -58,11 +60,14 @@ def _rebuild(node, inner_inputs, inner_outputs, keep_states=None, keep_nitsot=No
     for j, seq in enumerate(seqs):
         used = [(o, v) for o, v in zip(info.seq_taps[j], inner_seqs[j]) if v in needed]
         if not used:
-            if not info.infer_steps:
+            if not info.infer_steps and not keep_seqs:
                 continue  # the number of steps does not depend on it
             used = [(info.seq_taps[j][0], inner_seqs[j][0])]
         parts.seqs.append(SeqSpec(seq, tuple(o for o, _ in used), info.seq_extents[j],
                                   [v for _, v in used]))
+    for outer, var in extra_seqs:
+        if var in needed:
+            parts.seqs.append(SeqSpec(outer, (0,), 0, [var]))
     for k in keep_states:
         parts.states.append(StateSpec(inits[k], info.state_taps[k], inner_states[k],
                                       out_states[k], last=info.state_last[k]))
@@ -371,4 +376,98 @@ def scan_sum_after_loop(fgraph, node):
         totals[k] = total if k not in totals else totals[k] + total
     for k, total in totals.items():
         mapping[node.outputs[k]] = inits[k][0] + total
+    return mapping
+
+
+# -- work on the sequences alone, done for all steps at once --------------------------------------
+
+def _batches_cheaply(node, pure, dims) -> bool:
+    """Whether ``node`` (reading step-varying inputs only through ``pure`` values) is
+    worth running once over all the steps: an elementwise op whose result is no larger
+    than one of its step-varying inputs, or a product of such a vector with a fixed
+    matrix."""
+    from symgrad.tensor.elemwise import Elemwise
+    from symgrad.tensor.linalg import Dot
+
+    op = node.op
+    if isinstance(op, Elemwise) and len(node.outputs) == 1:
+        out = dims(node.outputs[0])
+        return out is not None and any(i in pure and dims(i) == out for i in node.inputs)
+    if isinstance(op, Dot):
+        a, b = node.inputs
+        return (a in pure and a.ndim == 1 and b not in pure and b.ndim == 2) or \
+            (b in pure and b.ndim == 1 and a not in pure and a.ndim == 2)
+    return False
+
+
+@node_rewriter([SCAN], sets=("specialize",), name="scan_batch_sequence_work")
+def scan_batch_sequence_work(fgraph, node):
+    """Elementwise work (and products with fixed matrices) on the sequences alone runs
+    once, over all the steps, before the loop; the loop reads its result as a new sequence.
+
+    In the backward loop of ``tanh`` RNN, ``1 - h_t ** 2`` is computed for every ``t`` at
+    once: one array operation instead of two per step. Loops with a stop condition keep
+    their work (the steps after the stop must not run).
+    """
+    import symgrad.tensor as st
+    from symgrad.graph.basic import Constant
+    from symgrad.graph.traversal import clone_replace
+    from symgrad.graph.vectorize import vectorize_graph
+    from symgrad.tensor.rewriting.dims import Dims
+
+    op, info = node.op, node.op.info
+    if info.as_while or not info.n_seqs:
+        return None
+    inner = op.fgraph
+    n_seq_in = info.n_inner_seq_inputs
+    seq_in = op.inner_inputs[:n_seq_in]
+    nonseqs_in = op.inner_nonseqs
+    invariant = set(nonseqs_in)
+    pure = set(seq_in)      # computed from sequence rows and fixed values only
+    varying = set(op.inner_inputs[:n_seq_in + info.n_inner_state_inputs])
+    dims = Dims()
+    computed = set()        # pure values that a batched node computes
+    for n in inner.toposort():
+        ins = n.inputs
+        if not any(i in varying for i in ins):
+            continue
+        if all(i in pure or i in invariant or isinstance(i, Constant) for i in ins) and \
+                _batches_cheaply(n, pure, dims):
+            pure.update(n.outputs)
+            computed.update(n.outputs)
+        varying.update(n.outputs)
+    if not computed:
+        return None
+    outputs = set(op.inner_outputs)
+    boundary = []
+    for n in inner.toposort():
+        for o in n.outputs:
+            if o not in computed:
+                continue
+            users = [c for c, _ in inner.clients.get(o, ()) if c != "output"]
+            if o in outputs or any(not all(u in computed for u in c.outputs) for c in users):
+                boundary.append(o)
+    if not boundary:
+        return None
+    _, seqs, _, nonseqs = op.split_outer_inputs(node.inputs)
+    # The rows the steps read (never more than the sequences have: a sequence too short
+    # for n_steps is reported by the loop, which keeps every sequence as an input).
+    n_steps = None if info.infer_steps else node.inputs[0]
+    for seq, extent in zip(seqs, info.seq_extents):
+        length = seq.shape[0] - extent
+        n_steps = length if n_steps is None else st.minimum(n_steps, length)
+    n_steps = st.maximum(n_steps, 0)
+    rows = {}
+    k = 0
+    for j, offsets in enumerate(info.seq_taps):
+        for o in offsets:
+            rows[seq_in[k]] = seqs[j][o:o + n_steps]
+            k += 1
+    fixed = clone_replace(boundary, dict(zip(nonseqs_in, nonseqs)))
+    batched = vectorize_graph(fixed, rows)
+    holders = [b.type() for b in boundary]
+    new_outputs = clone_replace(list(op.inner_outputs), dict(zip(boundary, holders)))
+    mapping, _ = _rebuild(node, op.inner_inputs, new_outputs,
+                          extra_seqs=list(zip(batched, holders)), keep_seqs=True)
+    _mark(next(iter(mapping.values())).owner.op, "_inner_rewritten")
     return mapping
