@@ -139,7 +139,8 @@ def _node_text(node) -> str:
 # -- the diagnostic path -----------------------------------------------------------------------------
 
 def _run_node_by_node(fgraph, nodes, inputs):
-    """Evaluate the graph with each op's own thunk; raise OpRuntimeError at the failing node."""
+    """Evaluate the graph with each op's own thunk; raise OpRuntimeError at the failing node.
+    Returns the values of all variables when nothing failed."""
     values = dict(zip(fgraph.inputs, inputs))
     for node in nodes:
         args = []
@@ -157,6 +158,7 @@ def _run_node_by_node(fgraph, nodes, inputs):
             values[node.outputs[0]] = result
         else:
             values.update(zip(node.outputs, result))
+    return values
 
 
 def _diagnose_program(node, program, args, exc):
@@ -371,6 +373,21 @@ class _Arg:
         self.ref = ref
 
 
+_FLOAT_LITERAL_OPS = frozenset({"add", "sub", "mul", "maximum", "minimum"})
+_FLOAT_LITERAL_DTYPES = frozenset({"float16", "float32", "float64"})
+
+
+def _float_literals(args, texts, dtype):
+    """Small integer literals as float literals (``1 - x`` as ``1.0 - x``) where every other
+    operand has the result's float dtype: the same result (numpy's weak scalars), and
+    numpy takes a float scalar much faster than an int it must convert."""
+    lits = [k for k, a in enumerate(args) if isinstance(a.probe, tuple) and a.text.lstrip(
+        "-").isdigit() and abs(int(a.text)) < (1 << 24)]
+    if not lits or any(a.probe != dtype for k, a in enumerate(args) if k not in lits):
+        return texts
+    return [t + ".0" if k in lits else t for k, t in enumerate(texts)]
+
+
 def _emit_step(em, sop, args, dtype, ndim, dims, dest, target):
     """Emit one elementwise op into local ``target``; returns whether the result is fresh.
 
@@ -378,6 +395,8 @@ def _emit_step(em, sop, args, dtype, ndim, dims, dest, target):
     """
     form = _ufunc_form(sop)
     texts = [a.text for a in args]
+    if sop.name in _FLOAT_LITERAL_OPS and dtype in _FLOAT_LITERAL_DTYPES:
+        texts = _float_literals(args, texts, dtype)
     if ndim > 0 and dtype in ("float32", "float64") and len(args) == 1 and args[0].probe == dtype:
         recipe = _RECIPES.get(sop.name)
         if recipe is not None and (sop.name != "sigmoid" or em.fast_sigmoid):
@@ -486,7 +505,8 @@ CHUNK = 1 << 15          # elements per block in the blocked loop of a fused nod
 CHUNK_THRESHOLD = 1 << 17  # outputs at least this large run block by block
 
 
-def _emit_fused(em, node):
+def _emit_fused(em, node, dest=None):
+    """``dest``: the name of an array the (single) output is written into."""
     op = node.op
     prog = op.program
     if len(prog.steps) > PROGRAM_THRESHOLD:
@@ -495,24 +515,26 @@ def _emit_fused(em, node):
     ndim = max(o.type.ndim for o in node.outputs)
     plan = _chunk_plan(em, node) if ndim > 0 and len(prog.outputs) == 1 else None
     if plan is None:
-        texts = _emit_program(em, node, [em.expr(i) for i in node.inputs], None)
+        texts = _emit_program(em, node, [em.expr(i) for i in node.inputs], dest)
         for o, t in zip(node.outputs, texts):
-            em.names[o] = t
+            em.names[o] = t if dest is None else dest
         return
     ref, sliced = plan
     out = node.outputs[0]
-    target = em.local()
+    target = em.local() if dest is None else dest
     em.names[out] = target
     ref_text = em.expr(node.inputs[ref])
     em.emit(f"if {ref_text}.size < {CHUNK_THRESHOLD}:")
     em.indent += 1
-    (t,) = _emit_program(em, node, [em.expr(i) for i in node.inputs], None)
-    if t != target:
+    (t,) = _emit_program(em, node, [em.expr(i) for i in node.inputs], dest)
+    if t != target and dest is None:
         em.emit(f"{target} = {t}")
     em.indent -= 1
     em.emit("else:")
     em.indent += 1
-    if op.inplace:
+    if dest is not None:
+        pass
+    elif op.inplace:
         em.emit(f"{target} = {em.expr(node.inputs[op.inplace[0][1]])}")
     else:
         empty = em.bind(np.empty, "f")
@@ -594,6 +616,18 @@ def _emit_program(em, node, in_texts, final_dest):
     fresh: list[bool] = []
     free: list = []  # (name, dims, dtype) of dead buffers
     one = frozenset()
+    if final_dest is not None and final_dest.isidentifier() and len(prog.outputs) == 1:
+        # A whole array to write into: earlier steps of the output's shape may use it too.
+        step_dims = []
+        for _, refs, _ in prog.steps:
+            ds = [in_args[r[1]].dims if r[0] == "i" else step_dims[r[1]] if r[0] == "s"
+                  else tuple(one for _ in range(ndim)) for r in refs]
+            step_dims.append(bcast_dims(ds) if ds else ())
+        (o,) = prog.outputs
+        sop, refs, dtype = prog.steps[o]
+        form = _ufunc_form(sop)
+        if form is not None and not (form[2] and len(refs) > 2):
+            free.append((final_dest, step_dims[o], dtype))
     for j, (sop, refs, dtype) in enumerate(prog.steps):
         args = []
         for r in refs:
@@ -636,7 +670,7 @@ def _emit_program(em, node, in_texts, final_dest):
         em.dest_used = False
         is_fresh = _emit_step(em, sop, args, dtype, ndim, dims, dest, target)
         if final_dest is not None and j in outputs and not em.dest_used:
-            em.emit(f"{final_dest} = {target}")
+            em.emit(f"{final_dest}{'[...]' if final_dest.isidentifier() else ''} = {target}")
         results.append(_Arg(target, dtype, dims, ("s", j)))
         fresh.append(is_fresh)
     return [results[oi].text for oi in prog.outputs]
@@ -718,6 +752,70 @@ def _emit_dimshuffle(em, node):
     em.emit(f"{target} = {text}")
 
 
+def _dot_inline(node) -> bool:
+    out = node.outputs[0]
+    a, b = node.inputs
+    return out.type.ndim > 0 and a.type.dtype == b.type.dtype == out.type.dtype
+
+
+def _emit_dot(em, node, dest=None):
+    """``Dot`` as ``np.dot`` itself (same dtypes in and out: nothing to cast)."""
+    if not _dot_inline(node):
+        _emit_generic(em, node)
+        return
+    a, b = node.inputs
+    dot = em.bind(np.dot, "u")
+    out = node.outputs[0]
+    if dest is not None:
+        em.names[out] = dest
+        em.emit(f"{dot}({em.expr(a)}, {em.expr(b)}, out={dest})")
+        return
+    target = em.local()
+    em.names[out] = target
+    em.emit(f"{target} = {dot}({em.expr(a)}, {em.expr(b)})")
+
+
+def can_emit_into(node) -> bool:
+    """Whether :func:`emit_node_into` can write ``node``'s output into a given array."""
+    from symgrad.tensor.elemwise import Elemwise
+    from symgrad.tensor.fusion import FusedElemwise
+    from symgrad.tensor.linalg import Dot
+
+    op = node.op
+    if len(node.outputs) != 1 or node.outputs[0].type.ndim == 0:
+        return False
+    kind = type(op)
+    if kind is Elemwise:
+        return hasattr(node.outputs[0].type, "dtype")
+    if kind is FusedElemwise:
+        return len(op.program.steps) <= PROGRAM_THRESHOLD and len(op.program.outputs) == 1
+    return kind is Dot and _dot_inline(node)
+
+
+def emit_node_into(em, node, dest):
+    """Emit ``node`` so that its single output is written into the array named ``dest``
+    (of the output's shape and dtype, C-contiguous; no input of the node): with ``out=``
+    where numpy allows it, else computed and copied. Check :func:`can_emit_into` first."""
+    from symgrad.tensor.elemwise import Elemwise
+    from symgrad.tensor.linalg import Dot
+
+    kind = type(node.op)
+    if kind is Dot:
+        _emit_dot(em, node, dest)
+    elif kind is Elemwise:
+        out = node.outputs[0]
+        args = [_Arg(em.expr(i), _probe_of(_input_probe(i)), em.dims(i)) for i in node.inputs]
+        target = em.local()
+        em.dest_used = False
+        _emit_step(em, node.op.scalar_op, args, out.type.dtype, out.type.ndim, em.dims(out),
+                   dest, target)
+        if not em.dest_used:
+            em.emit(f"{dest}[...] = {target}")
+        em.names[out] = dest
+    else:
+        _emit_fused(em, node, dest)
+
+
 def _emit_generic(em, node):
     fname = em.bind(node.op.make_thunk_function(node), "f")
     args = ", ".join(em.expr(i) for i in node.inputs)
@@ -772,16 +870,25 @@ def _structural_key(fgraph, nodes, profile):
 
 # -- compiling ------------------------------------------------------------------------------------
 
-def emit_nodes(em, nodes, profile=None):
+def emit_nodes(em, nodes, profile=None, into=None):
     """Emit the code of ``nodes`` (in order) at the emitter's indentation; the names of
-    the graph's inputs must already be in ``em.names``."""
+    the graph's inputs must already be in ``em.names``.
+
+    ``into``: ``{node: (destination name, before)}``: that node's output is written into
+    the named array (see :func:`emit_node_into`), after ``before(em, node)`` ran.
+    """
     from symgrad.tensor.elemwise import DimShuffle, Elemwise, SumTo
     from symgrad.tensor.fusion import FusedElemwise
+    from symgrad.tensor.linalg import Dot
 
     for n, node in enumerate(nodes):
         op = node.op
         kind = type(op)
-        if kind is Elemwise and len(node.outputs) == 1 and hasattr(
+        if into and node in into:
+            dest, before = into[node]
+            before(em, node)
+            emit_node_into(em, node, dest)
+        elif kind is Elemwise and len(node.outputs) == 1 and hasattr(
                 node.outputs[0].type, "dtype"):
             _emit_elemwise(em, node)
         elif kind is FusedElemwise:
@@ -790,6 +897,8 @@ def emit_nodes(em, nodes, profile=None):
             _emit_dimshuffle(em, node)
         elif kind is SumTo:
             _emit_sum_to(em, node)
+        elif kind is Dot:
+            _emit_dot(em, node)
         else:
             _emit_generic(em, node)
         if profile:

@@ -239,18 +239,50 @@ def _generated_loop(op, fgraph, setup, finish, errors):
     params += [name for _, name in ring_params]
     params += [em.names[v] for v in nonseq_vars]
 
+    # States whose new value the step computes straight into the buffer row (out=): a
+    # row of a kept trace (which no step reads before the next), or the one row of a ring
+    # once nothing reads the old value any more.
+    order = {n: i for i, n in enumerate(nodes)}
+    into = {}
+    direct = set()
+    for k in range(n_states):
+        var = outputs[k]
+        producer = var.owner
+        if producer is None or producer in into or outputs.count(var) != 1 or \
+                var.type.dtype != op.inner_states[k][0].type.dtype or not pyb.can_emit_into(producer) or \
+                any(c != "output" for c, _ in clients.get(var, ())):
+            continue
+        if not last[k]:
+            dest = f"w{k}"
+        else:
+            ring_var = op.inner_states[k][0]
+            ring_var = inputs[op.inner_inputs.index(ring_var)]
+            if spans[k] != 1 or ring_var in producer.inputs or not all(
+                    c != "output" and order[c] < order[producer] and _consumes(c)
+                    for c, _ in clients.get(ring_var, ())):
+                continue
+            dest = f"R{k}_0"
+        checked = [] if type(producer.op).__name__ == "Dot" else [
+            i for i in producer.inputs if not isinstance(i, Constant)
+            and i.type.ndim == var.type.ndim]
+        if type(producer.op).__name__ != "Dot" and not checked:
+            continue
+        into[producer] = (dest, _shape_check(k, checked))
+        direct.add(k)
+    write_iters = [k for k in sorted(direct) if not last[k]]
+
     body_indent = 3
     em.indent = body_indent
     for line in pre_lines:
         if line is not None:
             em.emit(line)
-    pyb.emit_nodes(em, nodes)
+    pyb.emit_nodes(em, nodes, into=into)
     out_texts = pyb.output_texts(em, outputs)
 
     def shape_of(var, text):
-        if isinstance(var, Constant) or (var.owner is not None and type(var.owner.op).__name__
-                                         in ("Elemwise", "FusedElemwise", "Dot")):
-            return f"{text}.shape"
+        if var.type.ndim > 0 or (var.owner is not None and type(var.owner.op).__name__
+                                 in ("Elemwise", "FusedElemwise", "Dot")):
+            return f"{text}.shape"  # an array, or a numpy scalar
         return f"_shape({text})"
 
     # Writes: nitsots, then full traces, then rings.
@@ -265,7 +297,7 @@ def _generated_loop(op, fgraph, setup, finish, errors):
         em.emit(f"N{j}[t] = {text}")
     rings = [k for k in range(n_states) if last[k]]
     for k in range(n_states):
-        if last[k]:
+        if last[k] or k in direct:
             continue
         var, text = outputs[k], out_texts[k]
         em.emit(f"if {shape_of(var, text)} != S{k}:")
@@ -273,6 +305,7 @@ def _generated_loop(op, fgraph, setup, finish, errors):
         w = "t" if reverse else f"t + {spans[k]}"
         em.emit(f"B{k}[{w}] = {text}")
     copy_first = len(rings) > 1
+    rings = [k for k in rings if k not in direct]
     ring_texts = {}
     for k in rings:
         var, text = outputs[k], out_texts[k]
@@ -303,9 +336,14 @@ def _generated_loop(op, fgraph, setup, finish, errors):
         if spans[k] == 1:
             head.append(f"{name}_0 = {name}[0]")
     head.append("n_run = steps")
+    head.append("t = None")
     head += [f"{name} = None" for name in loop_vars]
     head += [line.split(" = ")[0] + " = None" for line in pre_lines if line is not None]
     rng = "range(steps - 1, -1, -1)" if reverse else "range(steps)"
+    loop_vars += [f"w{k}" for k in write_iters]
+    iterables += [("write", k, None) for k in write_iters]
+    n_reads = len(iterables) - len(write_iters)
+    params[1 + n_reads:1 + n_reads] = [f"q{i}" for i in range(n_reads, len(iterables))]
     if loop_vars:
         target = ", ".join(["t"] + loop_vars)
         source_iter = f"zip({rng}, {', '.join(f'q{i}' for i in range(len(iterables)))})"
@@ -319,14 +357,14 @@ def _generated_loop(op, fgraph, setup, finish, errors):
     lines += [f"        for {target} in {source_iter}:"]
     lines += em.lines
     lines += ["    except Exception as _e:",
-              f"        _diagnose(_e, [{', '.join(_input_text(em, v) for v in inputs)}])",
+              f"        _diagnose(_e, [{', '.join(_input_text(em, v) for v in inputs)}], t, S)",
               "        raise",
               f"    return [n_run{''.join(f', N{j}' for j in range(n_nitsot))}]"]
     source = "\n".join(lines) + "\n"
     for v, u in zip(inputs, used):
         if not u:
             glb[em.names[v]] = None  # never read: the diagnosis passes None for it
-    glb["_diagnose"] = _loop_diagnose(fgraph, nodes, used)
+    glb["_diagnose"] = _loop_diagnose(fgraph, nodes, used, bad_state_shape, bad_nitsot_shape)
     ns, _ = pyb.exec_source(source, glb, ("scan-loop", source))
     loop_fn = ns["_symgrad_loop"]
 
@@ -338,6 +376,9 @@ def _generated_loop(op, fgraph, setup, finish, errors):
         for kind, a, b in iterables:
             if kind == "seq":
                 rows = np.asarray(seqs[a])[b:b + steps]
+            elif kind == "write":
+                start = 0 if reverse else spans[a]
+                rows = s.buffers[a][start:start + steps]
             else:
                 buf = s.buffers[a]
                 start = -b if reverse else spans[a] + b
@@ -359,17 +400,53 @@ def _input_text(em, var):
     return em.names[var]
 
 
-def _loop_diagnose(fgraph, nodes, used):
+def _loop_diagnose(fgraph, nodes, used, bad_state_shape, bad_nitsot_shape):
     """On a failure inside the loop: ScanErrors go through; others are reproduced node by
-    node on the current step's inputs, to name the op that failed."""
+    node on the current step's inputs, to name the op that failed, or, when the step runs,
+    to report a result of the wrong shape (which writing it into its row refused)."""
     from symgrad.backends.python import OpRuntimeError, _run_node_by_node
 
-    def diagnose(exc, values):
+    def diagnose(exc, values, t, row_shapes):
         if isinstance(exc, ScanError | OpRuntimeError) or any(
                 v is None for v, u in zip(values, used) if u):
             return
-        _run_node_by_node(fgraph, nodes, values)
+        got = _run_node_by_node(fgraph, nodes, values)
+        for k, shape in enumerate(row_shapes):
+            out = fgraph.outputs[k]
+            value = out.data if isinstance(out, Constant) else got[out]
+            if _shape(value) != tuple(shape):
+                bad_state_shape(t, k, value, tuple(shape))
     return diagnose
+
+
+def _consumes(node) -> bool:
+    """Whether ``node`` only reads its inputs (its outputs are never views of them)."""
+    from symgrad.tensor.elemwise import Elemwise
+    from symgrad.tensor.fusion import FusedElemwise
+
+    op = node.op
+    if isinstance(op, Elemwise | FusedElemwise):
+        return not op.inplace
+    return type(op).__name__ == "Dot"
+
+
+def _shape_check(k, checked):
+    """Before a state's value is computed into its row: one elementwise operand must have
+    the row's shape (numpy would broadcast smaller operands into the row silently)."""
+    def before(em, node):
+        if not checked:
+            return  # np.dot(..., out=row) checks the shape itself
+        texts = [em.expr(i) for i in checked]
+        cond = " and ".join(f"{t}.shape != S{k}" for t in texts)
+        bcast = em.bind(_broadcast_value, "f")
+        em.emit(f"if {cond}:")
+        em.emit(f"    _bad_state(t, {k}, {bcast}({', '.join(texts)}), S{k})")
+    return before
+
+
+def _broadcast_value(*values):
+    """Something of the shape the operands broadcast to (to report it)."""
+    return np.broadcast_to(0, np.broadcast(*values).shape)
 
 
 # -- the fallback: one call of the compiled step per step ---------------------------------------------
