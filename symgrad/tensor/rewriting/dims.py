@@ -15,7 +15,7 @@ equal the dims of the fill. The facts stay true while the graph is rewritten
 
 from __future__ import annotations
 
-__all__ = ["Dims", "dims_of", "same_dims", "bcast_dims", "DIMS_RULES"]
+__all__ = ["Dims", "dims_of", "same_dims", "bcast_dims", "length_dims", "DIMS_RULES"]
 
 _ONE = frozenset()
 
@@ -114,17 +114,37 @@ def _specify_rule(node, in_dims, analysis=None):
         elif n is None:
             out.append(d)
         else:
-            out.append(_length_dims(n, analysis))
+            out.append(length_dims(n, analysis))
     return [tuple(out)]
 
 
-def _length_dims(n, analysis):
-    """The dims set of a dimension whose length is the int scalar ``n``."""
+def length_dims(n, analysis):
+    """The dims set of a dimension of length ``max(n, 0)`` for the int scalar ``n``: a
+    length read from another variable's shape is that variable's dim."""
+    from symgrad.graph.basic import Constant
+
+    if isinstance(n, Constant):
+        try:
+            v = max(int(n.data.reshape(())), 0)
+        except (TypeError, ValueError):
+            return frozenset((("len", n),))
+        return _ONE if v == 1 else frozenset((v,))
     node = n.owner
-    if node is not None and analysis is not None and type(node.op).__name__ == "Shape_i":
-        w = node.inputs[0]
-        return analysis(w)[node.op.i]
-    return frozenset((("length", n),))
+    if node is not None and analysis is not None:
+        name = type(node.op).__name__
+        if name == "Shape_i":
+            return analysis(node.inputs[0])[node.op.i]
+        if name == "Subtensor" and node.op.idx_list == ("i",) and len(node.inputs) == 2:
+            src, k = node.inputs
+            if src.owner is not None and type(src.owner.op).__name__ == "Shape" \
+                    and isinstance(k, Constant):
+                w = src.owner.inputs[0]
+                d = analysis(w)
+                try:
+                    return d[int(k.data.reshape(()))]
+                except (IndexError, TypeError, ValueError):
+                    pass
+    return frozenset((("len", n),))
 
 
 class Dims:

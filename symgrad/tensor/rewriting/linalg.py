@@ -2,8 +2,23 @@
 
 from __future__ import annotations
 
-from symgrad.rewrite.basic import node_rewriter
-from symgrad.tensor.rewriting.basic import lazy_class, single_client
+import numpy as np
+
+import symgrad.tensor.math as sm
+from symgrad.graph.basic import Op
+from symgrad.rewrite.basic import global_rewriter, node_rewriter
+from symgrad.rewrite.engine import apply_replacements
+from symgrad.tensor.elemwise import DimShuffle, cast
+from symgrad.tensor.rewriting.basic import (
+    fast_math,
+    get_dims,
+    is_float,
+    lazy_class,
+    owner_if,
+    scalar_const,
+    single_client,
+)
+from symgrad.tensor.rewriting.dims import DIMS_RULES, _rules
 
 DOT = "symgrad.tensor.linalg:Dot"
 
@@ -57,3 +72,223 @@ def local_dot_chain_order(fgraph, node):
     if not left_first and cost_left < cost_right:
         return [Dot()(Dot()(A, B), C)]
     return None
+
+
+# -- products with an identity ------------------------------------------------------------------------
+#
+# A Jacobian built by batching a pullback over the rows of an identity multiplies that identity
+# (scaled by a row vector) with a matrix: dot(eye(n) * r, W), O(n^3). It is r[:, None] * W,
+# except on NaN and inf: every zero of the identity times an inf or NaN (of r, or anywhere in
+# W's column) gives NaN in the matrix product. The rewrite keeps that: an entry is NaN where
+# another row than its own has a non-finite value in its column (or fast_math says no inf).
+
+EYE = "symgrad.tensor.creation:Eye"
+_rules()
+
+
+def _is_eye(var, dims):
+    """``var`` is eye(n, n, 0) (provably square)."""
+    Eye = lazy_class(EYE)
+    node = var.owner
+    if Eye is None or node is None or not isinstance(node.op, Eye):
+        return False
+    n, m, k = node.inputs
+    if scalar_const(k) != 0:
+        return False
+    d = dims(var)
+    return n is m or d[0] == d[1]
+
+
+def _scaled_eye(fgraph, var):
+    """(eye, [row factors]) when var is eye(n) or eye(n) * r1 * ... with rows r_i of shape
+    (1, ?) that do not enlarge it; else None."""
+    dims = get_dims(fgraph)
+    if _is_eye(var, dims):
+        return var, []
+    node = owner_if(var, "mul")
+    if node is None or var.ndim != 2:
+        return None
+    eyes = [i for i in node.inputs if _is_eye(i, dims)]
+    if len(eyes) != 1:
+        return None
+    rows = [i for i in node.inputs if i is not eyes[0]]
+    if any(r.ndim != 2 or r.type.shape[0] != 1 for r in rows):
+        return None
+    if dims(var) != dims(eyes[0]):
+        return None
+    return eyes[0], rows
+
+
+def _rows_as_column(rows, w):
+    order = (1, "x") if w.ndim == 2 else (1,)
+    return [DimShuffle(2, order)(r) for r in rows]
+
+
+def _match_scaled_eye_dot(fgraph, node):
+    """(eye, rows, W) for dot(eye(n) * rows..., W) where the shapes provably agree."""
+    a, w = node.inputs
+    out = node.outputs[0]
+    found = _scaled_eye(fgraph, a)
+    if found is None or w.ndim not in (1, 2) or not is_float(out):
+        return None
+    eye, rows = found
+    dims = get_dims(fgraph)
+    if dims(w)[0] != dims(eye)[1]:
+        return None  # the product would raise; a broadcast would not
+    return eye, rows, w
+
+
+@node_rewriter([DOT], sets=("specialize",))
+def local_dot_scaled_eye_fast_math(fgraph, node):
+    """Under fast_math: dot(eye(n) * r, W) -> r[:, None] * W and dot(eye(n), W) -> W (with
+    inf or NaN in W or r, the product with the identity's zeros would give NaN)."""
+    if not fast_math():
+        return None
+    found = _match_scaled_eye_dot(fgraph, node)
+    if found is None:
+        return None
+    _, rows, w = found
+    out = node.outputs[0]
+    cols = _rows_as_column(rows, w)
+    fast = sm.mul(*cols, w) if cols else w
+    return [fast if fast.dtype == out.dtype else cast(fast, out.dtype)]
+
+
+class _ScaledIdentityDot(Op):
+    """``dot(eye(n) * r1 * ... * rk, W)`` for rows r_i of shape (1, n) (or (1, 1)), computed as
+    ``r[:, None] * W`` in O(n^2): the same values whenever that result is finite (the terms of
+    the matrix product that it skips are then all zeros). Otherwise (an inf or NaN in r or W,
+    whose product with the identity's zeros is NaN) the matrix product itself is computed.
+
+    Inputs: n (int scalar), the rows, W. Made by the python backend's rewrites only.
+    """
+
+    __props__ = ()
+
+    def make_node(self, n, *rows_and_w):
+        from symgrad.graph.basic import Apply
+        from symgrad.tensor.basic import as_tensor_variable
+        from symgrad.tensor.type import TensorType
+
+        n = as_tensor_variable(n)
+        *rows, w = [as_tensor_variable(v) for v in rows_and_w]
+        dtype = w.dtype
+        for r in rows:
+            dtype = np.result_type(dtype, r.dtype).name
+        shape = (None,) + tuple(w.type.shape[1:])
+        return Apply(self, [n, *rows, w], [TensorType(dtype, shape)()])
+
+    def make_thunk_function(self, node):
+        dtype = np.dtype(node.outputs[0].type.dtype)
+        wdim = node.inputs[-1].ndim
+
+        def run(n, *rows_and_w):
+            *rows, w = rows_and_w
+            n = int(n)
+            scale = None
+            for r in rows:
+                scale = r if scale is None else scale * r
+            ok = w.shape[0] == n and (scale is None or scale.shape[1] in (1, n))
+            if ok:
+                if scale is None:
+                    out = np.array(w, dtype=dtype)
+                else:
+                    col = scale.reshape(-1, 1) if wdim == 2 else scale.reshape(-1)
+                    out = np.multiply(col, w, dtype=dtype)
+                    if out.shape[0] != n:
+                        ok = False
+                if ok:
+                    with np.errstate(all="ignore"):
+                        total = np.add.reduce(out, axis=None)
+                    if np.isfinite(total):
+                        return out
+            eye = np.eye(n, dtype=dtype)  # inf or NaN somewhere: the matrix product itself
+            a = eye
+            for r in rows:
+                a = a * r
+            out = np.dot(a, w)
+            return out if out.dtype == dtype else out.astype(dtype)
+        return run
+
+    def perform(self, node, inputs, output_storage):
+        output_storage[0][0] = self.make_thunk_function(node)(*inputs)
+
+    def infer_shape(self, node, input_shapes):
+        return [[node.inputs[0]] + list(input_shapes[-1][1:])]
+
+    # Derivatives and batching: those of the expression it stands for.
+    @staticmethod
+    def expand(n, *rows_and_w):
+        from symgrad.tensor.creation import Eye
+        from symgrad.tensor.linalg import Dot
+
+        *rows, w = rows_and_w
+        a = Eye(w.dtype)(n, n, 0)
+        if rows:
+            a = sm.mul(a, *rows)
+        return Dot()(a, w)
+
+    def connection_pattern(self, node):
+        return [False] + [True] * (len(node.inputs) - 1)
+
+    def pullback(self, inputs, outputs, output_grads):
+        from symgrad.gradient import Lop
+
+        (g,) = output_grads
+        if g is None:
+            return [None] * len(inputs)
+        wrt = list(inputs[1:])
+        grads = Lop(self.expand(*inputs), wrt, g, disconnected_inputs="ignore")
+        return [None, *grads]
+
+    def pushforward(self, inputs, outputs, tangents):
+        from symgrad.gradient import pushforward_graph
+
+        ins = list(inputs[1:])
+        given = [(i, t) for i, t in zip(ins, tangents[1:]) if t is not None]
+        if not given:
+            return [None]
+        (t,) = pushforward_graph([self.expand(*inputs)], [i for i, _ in given],
+                                 [t for _, t in given])
+        return [t]
+
+    def vectorize_node(self, node, *batched):
+        from symgrad.graph.vectorize import is_batched, vectorize_graph
+
+        flags = [is_batched(o, b) for o, b in zip(node.inputs, batched)]
+        core_inputs = [o if f else b for o, b, f in zip(node.inputs, batched, flags)]
+        core = self.expand(*core_inputs)
+        return [vectorize_graph(core, {o: b for o, b, f in zip(node.inputs, batched, flags) if f})]
+
+
+def _scaled_identity_rule(node, in_dims, analysis=None):
+    return [in_dims[-1]]
+
+
+DIMS_RULES.setdefault(_ScaledIdentityDot, _scaled_identity_rule)
+
+
+@global_rewriter(sets=("fuse",), name="dot_scaled_identity")
+def dot_scaled_identity(fgraph, context):
+    """dot(eye(n) * r, W) -> r[:, None] * W in O(n^2), dot(eye(n), W) -> W (the python
+    backend; exact, see _ScaledIdentityDot). Runs before fusion, which would hide the eye."""
+    if context is None or getattr(context.mode, "backend", "python") != "python":
+        return 0
+    Dot = lazy_class(DOT)
+    done = 0
+    for node in fgraph.toposort():
+        if type(node.op) is not Dot or node not in fgraph.apply_nodes:
+            continue
+        found = _match_scaled_eye_dot(fgraph, node)
+        if found is None:
+            continue
+        eye, rows, w = found
+        out = node.outputs[0]
+        new = _ScaledIdentityDot()(eye.owner.inputs[0], *rows, w)
+        if new.dtype != out.dtype or new.ndim != out.ndim:
+            continue
+        get_dims(fgraph).alias(out, new)
+        if apply_replacements(fgraph, node, [new], "dot_scaled_identity", context):
+            done += 1
+    context.stats["dot_scaled_identity"] += done
+    return done

@@ -14,7 +14,7 @@ from symgrad.rewrite.basic import node_rewriter
 from symgrad.tensor.basic import constant
 from symgrad.tensor.elemwise import DimShuffle, Elemwise, SumTo, _pad_to_ndim
 from symgrad.tensor.rewriting.basic import get_dims, lazy_class
-from symgrad.tensor.rewriting.dims import DIMS_RULES, _rules, bcast_dims
+from symgrad.tensor.rewriting.dims import DIMS_RULES, _rules, bcast_dims, length_dims
 from symgrad.tensor.rewriting.elemwise import redirect_shape_readers, shape_sources
 
 SHAPE = "symgrad.tensor.shape:Shape"
@@ -22,25 +22,46 @@ SHAPE_I = "symgrad.tensor.shape:Shape_i"
 ALLOC = "symgrad.tensor.shape:Alloc"
 RESHAPE = "symgrad.tensor.shape:Reshape"
 SPECIFY = "symgrad.tensor.shape:SpecifyShape"
+JOIN = "symgrad.tensor.shape:Join"
 
 
 # -- dims rules for shape-taking ops: the output has the shape of the variable measured ----------
 
-def _dims_from_shape_vector(shp, dims):
-    """The dims a shape vector describes, when it is Shape(v) (or a constant), else None."""
+def _dims_from_shape_vector(shp, dims, any_int=True):
+    """The dims a shape vector describes, when it is Shape(v), a constant, or a
+    concatenation of those and of single lengths, else None. ``any_int=False``: only
+    lengths read from shapes (a reshape's entries may be -1)."""
     node = shp.owner
     Shape = lazy_class(SHAPE)
     if node is not None and Shape is not None and isinstance(node.op, Shape):
         return dims(node.inputs[0])
     if isinstance(shp, Constant):
-        return tuple(frozenset() if int(s) == 1 else frozenset((int(s),))
-                     for s in np.asarray(shp.data).reshape(-1))
+        values = [int(s) for s in np.asarray(shp.data).reshape(-1)]
+        if any(s < 0 for s in values):
+            return None  # reshape's -1 (inferred), or an error
+        return tuple(frozenset() if s == 1 else frozenset((s,)) for s in values)
+    if node is None or shp.ndim != 1:
+        return None
+    Join = lazy_class(JOIN)
+    if Join is not None and isinstance(node.op, Join):
+        out = []
+        for part in node.inputs:
+            d = _dims_from_shape_vector(part, dims, any_int)
+            if d is None:
+                return None
+            out.extend(d)
+        return tuple(out)
+    if isinstance(node.op, DimShuffle) and node.op.new_order == ("x",):
+        d = length_dims(node.inputs[0], dims)  # a length made a 1-vector
+        if not any_int and any(isinstance(a, tuple) and a[0] == "len" for a in d):
+            return None  # any int (reshape's -1, say), not a length read from a shape
+        return (d,)
     return None
 
 
-def _shape_arg_rule(index):
+def _shape_arg_rule(index, any_int=True):
     def rule(node, in_dims, analysis, _index=index):
-        d = _dims_from_shape_vector(node.inputs[_index], analysis)
+        d = _dims_from_shape_vector(node.inputs[_index], analysis, any_int)
         return None if d is None else [d]
     return rule
 
@@ -48,10 +69,10 @@ def _shape_arg_rule(index):
 def _register_dims_rules():
     _rules()
     DIMS_RULES.setdefault(SumTo, _shape_arg_rule(1))
-    for spec in (ALLOC, RESHAPE):
+    for spec, any_int in ((ALLOC, True), (RESHAPE, False)):
         cls = lazy_class(spec)
         if cls is not None:
-            DIMS_RULES.setdefault(cls, _shape_arg_rule(1))
+            DIMS_RULES.setdefault(cls, _shape_arg_rule(1, any_int))
     Dot = lazy_class("symgrad.tensor.linalg:Dot")
     if Dot is not None:
         DIMS_RULES.setdefault(Dot, _dot_rule)
@@ -61,6 +82,50 @@ def _register_dims_rules():
     IncSubtensor = lazy_class("symgrad.tensor.subtensor:IncSubtensor")
     if IncSubtensor is not None:
         DIMS_RULES.setdefault(IncSubtensor, _first_input_rule)
+    AdvancedSubtensor = lazy_class("symgrad.tensor.subtensor:AdvancedSubtensor")
+    if AdvancedSubtensor is not None:
+        DIMS_RULES.setdefault(AdvancedSubtensor, _advanced_subtensor_rule)
+    Eye = lazy_class("symgrad.tensor.creation:Eye")
+    if Eye is not None:
+        DIMS_RULES.setdefault(Eye, _eye_rule)
+    ARange = lazy_class("symgrad.tensor.creation:ARange")
+    if ARange is not None:
+        DIMS_RULES.setdefault(ARange, _arange_rule)
+
+
+def _eye_rule(node, in_dims, analysis=None):
+    n, m, _ = node.inputs
+    return [(length_dims(n, analysis), length_dims(m, analysis))]
+
+
+def _arange_rule(node, in_dims, analysis=None):
+    """arange(0, n, 1) has max(n, 0) elements."""
+    from symgrad.tensor.rewriting.basic import scalar_const
+
+    start, stop, step = node.inputs
+    if scalar_const(start) != 0 or scalar_const(step) != 1:
+        return None
+    return [(length_dims(stop, analysis),)]
+
+
+_FULL_SLICE = ("s", False, False, False)
+
+
+def _advanced_subtensor_rule(node, in_dims, analysis=None):
+    """x[i1, ..., ik] (integer arrays first, then whole axes): the broadcast dims of the
+    index arrays, then x's remaining dims."""
+    idx_list = node.op.idx_list
+    k = 0
+    while k < len(idx_list) and idx_list[k] == "a":
+        k += 1
+    if k == 0 or any(e != _FULL_SLICE for e in idx_list[k:]):
+        return None
+    indices = node.inputs[1:1 + k]
+    if any(i.dtype == "bool" for i in indices):
+        return None
+    nd = max(i.ndim for i in indices)
+    padded = [(frozenset(),) * (nd - i.ndim) + tuple(d) for i, d in zip(indices, in_dims[1:1 + k])]
+    return [bcast_dims(padded) + tuple(in_dims[0][k:])]
 
 
 def _first_input_rule(node, in_dims, analysis=None):
@@ -239,7 +304,7 @@ def local_reshape_noop(fgraph, node):
     if x.ndim != out.ndim:
         return None
     dims = _dims(fgraph)
-    target = _dims_from_shape_vector(shp, dims)
+    target = _dims_from_shape_vector(shp, dims, any_int=False)
     if target is not None and dims(x) == tuple(target):
         return [x]
     return None

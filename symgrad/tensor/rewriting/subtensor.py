@@ -9,6 +9,8 @@ several slices of x gets one such term per slice, added together. The rewrites h
 
 from __future__ import annotations
 
+import numpy as np
+
 import symgrad.tensor.math as sm
 from symgrad.graph.basic import Constant
 from symgrad.rewrite.basic import node_rewriter
@@ -19,6 +21,7 @@ from symgrad.tensor.rewriting.basic import (
     scalar_const,
     single_client,
 )
+from symgrad.tensor.rewriting.dims import length_dims
 
 INC = "symgrad.tensor.subtensor:IncSubtensor"
 ALLOC = "symgrad.tensor.shape:Alloc"
@@ -31,7 +34,8 @@ def _zeros(var) -> bool:
     Alloc = lazy_class(ALLOC)
     node = var.owner
     if Alloc is not None and node is not None and isinstance(node.op, Alloc):
-        return scalar_const(node.inputs[0]) == 0
+        value = node.inputs[0]
+        return scalar_const(value) == 0 or _zeros(value)
     return False
 
 
@@ -154,3 +158,53 @@ def local_inc_subtensor_merge(fgraph, node):
     if len({_index_key(n) for n in chain}) == len(chain):
         return None
     return [_rebuild(base, chain)]
+
+
+# -- one-hot rows: the identity ----------------------------------------------------------------------
+
+ADV_INC = "symgrad.tensor.subtensor:AdvancedIncSubtensor"
+ARANGE = "symgrad.tensor.creation:ARange"
+
+
+def _arange_from_zero(var):
+    """``var`` is arange(0, n, 1)."""
+    ARange = lazy_class(ARANGE)
+    node = var.owner
+    if ARange is None or node is None or not isinstance(node.op, ARange):
+        return False
+    start, _, step = node.inputs
+    return scalar_const(start) == 0 and scalar_const(step) == 1
+
+
+def _is_ones(var) -> bool:
+    if isinstance(var, Constant):
+        return var.data.size > 0 and bool(np.all(var.data == 1))
+    if elemwise_name(var) == "second":
+        return scalar_const(var.owner.inputs[1]) == 1
+    return False
+
+
+@node_rewriter([ADV_INC], sets=("canonicalize",))
+def local_one_hot_rows_to_eye(fgraph, node):
+    """inc(zeros((n, n)), 1, (arange(n), arange(n))) -> eye(n): the one-hot rows that a loop
+    of gradients of y[i], batched, writes (also a set instead of an increment)."""
+    from symgrad.tensor.creation import Eye
+    from symgrad.tensor.shape import shape_i
+
+    out = node.outputs[0]
+    if node.op.idx_list != ("a", "a") or out.ndim != 2:
+        return None
+    x, y, rows, cols = node.inputs
+    if not (_zeros(x) and _is_ones(y) and _arange_from_zero(rows) and _arange_from_zero(cols)):
+        return None
+    dims = get_dims(fgraph)
+    (n,) = dims(rows)
+    if dims(cols) != (n,) or dims(x) != (n, n) or y.ndim > 1:
+        return None
+    if y.ndim == 1 and dims(y)[0] not in (n, frozenset()):
+        return None
+    stop = rows.owner.inputs[1]
+    known = stop.ndim == 0 and not any(isinstance(a, tuple) and a[0] == "len"
+                                      for a in length_dims(stop, dims))
+    length = stop if known else shape_i(rows, 0)  # a length read from a shape is >= 0
+    return [Eye(out.dtype)(length, length, 0)]
