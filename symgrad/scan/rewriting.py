@@ -278,7 +278,8 @@ def scan_sum_after_loop(fgraph, node):
 
     - an outer product ``a_t[:, None] * b_t[None, :]`` sums to ``dot(A.T, B)``, with ``A``
       and ``B`` the stacked vectors (a sequence is used as it is);
-    - a term of at most one dimension is stacked and summed over the steps.
+    - a term of at most one dimension (besides axes of length 1) is stacked and summed
+      over the steps.
 
     No ``(n, m)`` temporary per step, and one matrix product instead of ``T`` outer
     products. Terms of other forms stay in the loop.
@@ -324,8 +325,8 @@ def scan_sum_after_loop(fgraph, node):
             factors = _outer_factors(term, dtype)
             if factors is not None:
                 plan.append(("outer",) + factors)
-            elif term.ndim <= 1:
-                plan.append(("stack", term))
+            elif sum(d != 1 for d in term.type.shape) <= 1:
+                plan.append(("stack", term))  # at most a vector per step
             else:
                 plan = None
                 break

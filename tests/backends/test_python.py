@@ -228,3 +228,67 @@ def test_modes_pick_the_backend():
     with pytest.raises(ValueError, match="unknown backend"):
         x = st.dvector("x")
         symgrad.function([x], x, mode=Mode("FAST_RUN", backend="nope"))
+
+
+# -- ops written inline -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape, order", [
+    ((3,), (0, "x")), ((3,), ("x", 0)), ((1,), ()), ((1, 3), (1,)), ((3, 1), (0,)),
+    ((2, 3), (1, 0)), ((2, 1, 3), (2, "x", 0)), ((1, 1), ()), ((1, 1), ("x",)),
+    ((2, 3, 4), (2, 0, 1)), ((1, 3, 1), ("x", 1, "x"))])
+def test_dimshuffle_is_a_view_written_inline(shape, order):
+    from symgrad.tensor.elemwise import DimShuffle
+
+    x = st.tensor("x", dtype="float64", shape=shape)
+    y = DimShuffle(len(shape), order)(x)
+    f = symgrad.function([x], y, mode="FAST_COMPILE")
+    assert "f" not in f.executable.source.split("v1 = ")[1].split("\n")[0]  # no call
+    v = np.random.default_rng(0).normal(size=shape)
+    want = DimShuffle(len(shape), order).make_thunk_function(y.owner)(v)
+    got = f(v)
+    assert type(got) is np.ndarray and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+
+
+def test_dimshuffle_of_an_unknown_length_still_checks_it():
+    x = st.dmatrix("x")
+    f = symgrad.function([x], x.dimshuffle(1), mode="FAST_COMPILE")
+    np.testing.assert_array_equal(f(np.ones((1, 2))), [1.0, 1.0])
+    with pytest.raises(OpRuntimeError, match="only length-1 axes can be dropped"):
+        f(np.ones((2, 2)))
+
+
+def test_sum_to_is_a_shape_test_inline():
+    from symgrad.tensor.elemwise import SumTo
+
+    x, s = st.dmatrix("x"), st.lvector("s")
+    s2 = st.tensor("s2", dtype="int64", shape=(2,))
+    f = symgrad.function([x, s2], SumTo()(x, s2), mode="FAST_COMPILE")
+    assert ".shape == " in f.executable.source
+    v = np.arange(6.0).reshape(2, 3)
+    assert f(v, [2, 3]) is not None
+    np.testing.assert_array_equal(f(v, [2, 3]), v)
+    np.testing.assert_array_equal(f(v, [1, 3]), v.sum(axis=0, keepdims=True))
+    del s
+
+
+def test_dot_is_numpy_dot_when_no_cast_is_needed():
+    a, b = st.dmatrix("a"), st.dvector("b")
+    f = symgrad.function([a, b], st.dot(a, b))
+    assert "= u" in f.executable.source.split("try:")[1]
+    np.testing.assert_allclose(f(np.eye(2), [1.0, 2.0]), [1.0, 2.0])
+    i = st.lvector("i")
+    g = symgrad.function([a, i], st.dot(a, i))  # int and float: the op's own rule
+    assert g(np.eye(2), [1, 2]).dtype == np.float64
+
+
+def test_small_int_literals_in_float_arithmetic_are_float_literals():
+    x, k = st.dvector("x"), st.lvector("k")
+    f = symgrad.function([x, k], [1 - x, k * 3, st.maximum(x, 0)])
+    src = f.executable.source
+    assert "1.0" in src and "0.0" in src and "(3, a1)" in src  # not for the integer vector
+    got = f([0.5, -2.0], [1, 2])
+    np.testing.assert_array_equal(got[0], [0.5, 3.0])
+    assert got[1].dtype == np.int64
+    y = st.fvector("y")
+    assert symgrad.function([y], 1 - y)(np.ones(2, "float32")).dtype == np.float32
