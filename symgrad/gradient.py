@@ -14,6 +14,8 @@ which becomes an error only if a derivative is actually needed through it.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import warnings
 from collections.abc import Sequence
 
@@ -109,6 +111,24 @@ def _zeros_like(var):
     return zeros_like(var)
 
 
+@contextlib.contextmanager
+def _building():
+    """While a derivative graph is built: the shape analysis that spares SumTo nodes (see
+    ``symgrad.tensor.elemwise.shape_analysis``), and no cyclic garbage collection (a
+    derivative allocates many small objects and frees none; full collections over a large
+    graph in the middle of it cost more than the whole construction)."""
+    from symgrad.tensor.elemwise import shape_analysis
+
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        with shape_analysis():
+            yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def backprop(outputs: Sequence[Variable], cotangents: Sequence[Variable | None],
              wrt: Sequence[Variable], consider_constant: Sequence[Variable] = ()):
     """The core of reverse mode: cotangents of ``wrt`` given cotangents of ``outputs``.
@@ -116,6 +136,11 @@ def backprop(outputs: Sequence[Variable], cotangents: Sequence[Variable | None],
     Returns ``(grads, connected)``: for each wrt, the summed cotangent (or None
     where nothing flowed) and whether it is connected to the outputs at all.
     """
+    with _building():
+        return _backprop(outputs, cotangents, wrt, consider_constant)
+
+
+def _backprop(outputs, cotangents, wrt, consider_constant):
     stop = set(consider_constant)
     wrt_set = set(wrt)
     nodes = toposort(list(outputs), inputs=list(wrt_set | stop))
@@ -290,6 +315,11 @@ def Lop(f, wrt, eval_points, consider_constant=None, disconnected_inputs="raise"
 def pushforward_graph(outputs: Sequence[Variable], wrt: Sequence[Variable],
                       tangents: Sequence[Variable]) -> list[Variable | None]:
     """The core of forward mode: tangents of ``outputs`` given tangents of ``wrt``."""
+    with _building():
+        return _pushforward_graph(outputs, wrt, tangents)
+
+
+def _pushforward_graph(outputs, wrt, tangents):
     known = dict(zip(wrt, tangents))
     for node in toposort(list(outputs), inputs=list(known)):
         ins = [known.get(i) for i in node.inputs]

@@ -353,3 +353,53 @@ def test_null_gradient_error_names_op():
     x = st.dvector("x")
     with pytest.raises(NullTypeGradError, match="Opaque"):
         grad(Opaque()(x).sum(), x)
+
+
+# -- construction: no SumTo where the shapes are provably equal ------------------------------------
+
+def _op_names(outputs):
+    from symgrad.graph.traversal import toposort
+
+    return [type(n.op).__name__ for n in toposort(outputs if isinstance(outputs, list) else [outputs])]
+
+
+def test_gradient_builds_no_sum_to_where_shapes_are_provably_equal():
+    x = st.dvector("x")
+    y = None
+    for i in range(5):
+        term = st.exp((0.5 + i) * x) * st.sin(0.1 * i + x)
+        y = term if y is None else y + term
+    g = grad(st.sum(y), x)
+    names = _op_names(g)
+    assert "SumTo" not in names and "Shape" not in names
+    xv = rng.normal(size=4)
+    want = sum((0.5 + i) * np.exp((0.5 + i) * xv) * np.sin(0.1 * i + xv)
+               + np.exp((0.5 + i) * xv) * np.cos(0.1 * i + xv) for i in range(5))
+    np.testing.assert_allclose(function([x], g, mode="FAST_COMPILE")(xv), want, rtol=1e-12)
+    # slices trimmed alike (the Rosenbrock terms)
+    r = st.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
+    assert "SumTo" not in _op_names(grad(r, x))
+
+
+def test_gradient_keeps_sum_to_where_an_operand_may_broadcast():
+    x, w = st.dvectors("x", "w")
+    gx, gw = grad(st.sum(st.exp(x) * w), [x, w])
+    assert "SumTo" in _op_names([gx, gw])
+    f = function([x, w], [gx, gw], mode="FAST_COMPILE")
+    a, b = rng.normal(size=3), rng.normal(size=1)  # w broadcasts
+    got = f(a, b)
+    np.testing.assert_allclose(got[0], np.exp(a) * b)
+    np.testing.assert_allclose(got[1], [np.sum(np.exp(a))])
+    got = f(b, a)  # x broadcasts
+    np.testing.assert_allclose(got[0], [np.sum(np.exp(b) * a)])
+
+
+def test_rop_builds_no_fill_where_the_tangent_has_the_shape():
+    x, v = st.dvectors("x", "v")
+    t = Rop(st.sin(x) * st.exp(x), x, v)
+    from symgrad.graph.traversal import toposort
+
+    assert "second" not in [str(n.op) for n in toposort([t])]
+    xv, vv = rng.normal(size=3), rng.normal(size=3)
+    np.testing.assert_allclose(function([x, v], t)(xv, vv),
+                               (np.cos(xv) * np.exp(xv) + np.sin(xv) * np.exp(xv)) * vv)

@@ -11,8 +11,10 @@ printed gradient) gives ``pullback`` explicitly.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -335,8 +337,47 @@ def provably_same_dims(var, reference) -> tuple[bool, ...]:
     return tuple(result)
 
 
+_ANALYSIS = threading.local()
+
+
+@contextlib.contextmanager
+def shape_analysis():
+    """While derivatives are built: one analysis of which dimensions are provably equal
+    (:mod:`symgrad.tensor.rewriting.dims`), shared by every ``sum_to_shape`` and
+    ``broadcast_like``, so that no SumTo or fill is built where the shapes are the same
+    (the rewriter would only delete it again). Nested uses share the outer one."""
+    if getattr(_ANALYSIS, "dims", None) is not None:
+        yield _ANALYSIS.dims
+        return
+    import symgrad.tensor.rewriting  # noqa: F401  (registers the rules of every op)
+    from symgrad.tensor.rewriting.dims import Dims
+
+    _ANALYSIS.dims = Dims()
+    try:
+        yield _ANALYSIS.dims
+    finally:
+        _ANALYSIS.dims = None
+
+
+def _provably_equal(a, b) -> tuple[bool, ...] | None:
+    """Per trailing dimension of ``a``: equal to ``b``'s there (None: no analysis active)."""
+    dims = getattr(_ANALYSIS, "dims", None)
+    if dims is None:
+        return None
+    try:
+        da, db = dims(a), dims(b)
+    except Exception:  # pragma: no cover - an analysis failure only costs a SumTo
+        return None
+    if da is None or db is None or len(db) < len(da):
+        return None
+    db = db[len(db) - len(da):]
+    return tuple(x == y for x, y in zip(da, db))
+
+
 def sum_to_shape(g, inp, out=None):
     """Sum the gradient ``g`` of a broadcast result back to the shape of ``inp``."""
+    if g.type.shape == inp.type.shape and None not in g.type.shape:
+        return g  # the common scalar and static case, first
     if g.ndim > inp.ndim:
         g = g.sum(axis=tuple(range(g.ndim - inp.ndim)))
     reference = out if out is not None else g
@@ -347,14 +388,23 @@ def sum_to_shape(g, inp, out=None):
         g = g.sum(axis=static_axes, keepdims=True)
     if all(same[k] or inp.type.shape[k] == 1 for k in range(inp.ndim)):
         return g
-    return SumTo()(g, inp.shape) if g.type.shape != inp.type.shape or None in g.type.shape \
-        else g
+    if g.type.shape == inp.type.shape and None not in g.type.shape:
+        return g
+    equal = _provably_equal(inp, reference)
+    if equal is not None and all(e or same[k] or inp.type.shape[k] == 1
+                                 for k, e in enumerate(equal)):
+        return g
+    return SumTo()(g, inp.shape)
 
 
 def broadcast_like(value, like):
     """``value`` broadcast to the shape of ``like`` (a no-op when provably the same)."""
     if value.type.shape == like.type.shape and None not in like.type.shape:
         return value
+    if value.ndim == like.ndim:
+        equal = _provably_equal(value, like)
+        if equal is not None and all(equal):
+            return value
     from symgrad.tensor.math import second
 
     return second(like, value)
