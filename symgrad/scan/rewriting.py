@@ -353,7 +353,7 @@ def scan_sum_after_loop(fgraph, node):
                 b = source(entry[2], allow_seq=a[0] != "seq")
                 reads.append((k, "outer", a, b))
             else:
-                reads.append((k, "stack", source(entry[1], allow_seq=False)))
+                reads.append((k, "stack", source(entry[1], allow_seq=False), entry[1]))
     keep_states = [k for k in range(info.n_states) if k not in plans]
     mapping, stacked = _rebuild(node, op.inner_inputs, op.inner_outputs,
                                 keep_states=keep_states, extra_nitsots=extra)
@@ -361,19 +361,29 @@ def scan_sum_after_loop(fgraph, node):
     _, seqs, inits, _ = op.split_outer_inputs(node.inputs)
     n_run = stacked[0].shape[0]
 
-    def value(src):
-        if src[0] == "nitsot":
-            return stacked[src[1]]
-        _, j, o = src
-        return seqs[j][o:o + n_run]
+    def value(src, dims):
+        """The stacked rows; after no step at all, with the rows' shape ``dims`` (a loop
+        that never ran cannot tell the shape of what it would have stacked)."""
+        if src[0] == "seq":
+            _, j, o = src
+            return seqs[j][o:o + n_run]
+        rows = stacked[src[1]]
+        ran = st.gt(rows.shape[0], 0)
+        shape = [rows.shape[0]] + [
+            d if isinstance(d, int) else st.switch(ran, rows.shape[1 + i], d)
+            for i, d in enumerate(dims)]
+        return rows.reshape(shape)
 
     totals = {}
     for entry in reads:
         k = entry[0]
+        acc_shape = inits[k].shape
         if entry[1] == "outer":
-            total = st.dot(value(entry[2]).T, value(entry[3]))
+            total = st.dot(value(entry[2], [acc_shape[1]]).T, value(entry[3], [acc_shape[2]]))
         else:
-            total = st.sum(value(entry[2]), axis=0, dtype=inits[k].type.dtype)
+            term = entry[3]
+            dims = [1 if d == 1 else acc_shape[1 + i] for i, d in enumerate(term.type.shape)]
+            total = st.sum(value(entry[2], dims), axis=0, dtype=inits[k].type.dtype)
         totals[k] = total if k not in totals else totals[k] + total
     for k, total in totals.items():
         mapping[node.outputs[k]] = inits[k][0] + total

@@ -210,8 +210,9 @@ def test_accumulated_outer_products_become_one_dot():
     # no matrix is carried from step to step: the loop stacks vectors, a dot sums them
     assert all(v.ndim == 1 for v in backward.op.inner_states[0])
     assert backward.op.info.n_states == 1
-    assert any(type(n.op).__name__ == "Dot" and n.inputs[0].owner is not None
-               and n.inputs[0].owner.inputs[0] in backward.outputs
+    from symgrad.graph.traversal import ancestors
+
+    assert any(type(n.op).__name__ == "Dot" and backward.outputs[-1] in ancestors(n.inputs)
                for n in f.maker.fgraph.apply_nodes)
     r = rng(3)
     Wv, Xv, h0v = r.normal(size=(3, 3)) * 0.5, r.normal(size=(5, 3)), r.normal(size=3)
@@ -346,3 +347,18 @@ def test_the_last_row_cotangent_is_the_initial_carry():
            for i in range(3)]
     np.testing.assert_allclose(both(Wv, Xv, h0v), num, rtol=1e-4)
     del backward
+
+
+def test_sums_after_a_loop_of_no_steps():
+    X = st.dmatrix("X")
+    A, _ = reduce(lambda x_t, A: A + st.outer(st.tanh(x_t), x_t), sequences=X,
+                  outputs_info=st.zeros((3, 3)) + 1.0)
+    v, _ = reduce(lambda x_t, v: v + st.tanh(x_t), sequences=X,
+                  outputs_info=st.zeros((3,)) + 1.0)
+    f = symgrad.function([X], [A, v])
+    assert all(n.op.info.n_states == 0 for n in scans(f))
+    got = f(np.ones((0, 3)))
+    np.testing.assert_array_equal(got[0], np.ones((3, 3)))
+    np.testing.assert_array_equal(got[1], np.ones(3))
+    got = f(np.ones((2, 3)))
+    np.testing.assert_allclose(got[1], 1 + 2 * np.tanh(1.0))
