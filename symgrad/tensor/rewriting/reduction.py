@@ -205,3 +205,158 @@ def local_softmax_grad(fgraph, node):
                     sm_x = Softmax(axis)(e.owner.inputs[0])
                     return [sm.mul(*rest, g, sm_x)]
     return None
+
+
+def _softmax_denominator(var, e):
+    """The axis when ``var`` is sum(e, axis, keepdims=True) (or its expanded form), else None."""
+    for axis in _candidate_axes(var):
+        if _reduced_again(var, axis, e.ndim) is e:
+            return axis
+    return None
+
+
+def _is_square_of(var, s) -> bool:
+    """``var`` is s * s, sqr(s) or s ** 2."""
+    m = owner_if(var, "mul")
+    if m is not None and len(m.inputs) == 2 and m.inputs[0] is s and m.inputs[1] is s:
+        return True
+    q = owner_if(var, "sqr")
+    if q is not None and q.inputs[0] is s:
+        return True
+    p = owner_if(var, "pow")
+    if p is not None and p.inputs[0] is s:
+        from symgrad.tensor.rewriting.basic import scalar_const
+
+        return scalar_const(p.inputs[1]) == 2
+    return False
+
+
+def _without_factor(var, factor):
+    """``var`` divided by its factor ``factor`` (var is factor, or a product with it), else None."""
+    if var is factor:
+        return []
+    m = owner_if(var, "mul")
+    if m is None or factor not in m.inputs:
+        return None
+    rest = list(m.inputs)
+    rest.remove(factor)
+    return rest
+
+
+@node_rewriter([sm.mul], sets=("stabilize",))
+def local_naive_softmax_grad(fgraph, node):
+    """The gradient of exp(x) / sum(exp(x), keepdims) written by hand, in the stable form:
+    exp(x) * (g / s + sum(c * g * exp(x) / (s * s), keepdims)) with s = sum(exp(x)) ->
+    softmax(x) * (g + sum(c * g * softmax(x), keepdims)) (no exp(x) that overflows)."""
+    Softmax = lazy_class(SOFTMAX)
+    out = node.outputs[0]
+    if Softmax is None or not is_float(out):
+        return None
+    inputs = node.inputs
+    for ke, e in enumerate(inputs):
+        if elemwise_name(e) != "exp" or e.dtype != out.dtype:
+            continue
+        for ka, a in enumerate(inputs):
+            if ka == ke or elemwise_name(a) != "add":
+                continue
+            new = _stable_softmax_terms(e, a, Softmax, out)
+            if new is not None:
+                rest = [i for j, i in enumerate(inputs) if j not in (ke, ka)]
+                return [sm.mul(*rest, new) if rest else new]
+    return None
+
+
+def _stable_softmax_terms(e, a, Softmax, out):
+    """e * a with every e / s of a's terms written as softmax(x), or None."""
+    Sum = lazy_class(SUM)
+    x = e.owner.inputs[0]
+    axis = None
+    soft = None
+    terms = []
+    stabilized = 0
+    for t in a.owner.inputs:
+        d = owner_if(t, "true_div")
+        if d is not None:  # g / s
+            ax = _softmax_denominator(d.inputs[1], e)
+            if ax is not None and (axis is None or ax == axis):
+                axis = ax
+                soft = Softmax(axis)(x) if soft is None else soft
+                terms.append(sm.mul(d.inputs[0], soft))
+                stabilized += 1
+                continue
+        s_node = _is_sum(t)
+        if s_node is not None and s_node.op.keepdims and s_node.op.dtype is None:
+            inner = owner_if(s_node.inputs[0], "true_div")
+            if inner is not None:
+                q, den = inner.inputs
+                rest = _without_factor(q, e)
+                sq = den.owner if elemwise_name(den) in ("mul", "sqr", "pow") else None
+                s = sq.inputs[0] if sq is not None else None
+                ax = None if s is None else _softmax_denominator(s, e)
+                if rest is not None and ax is not None and ax == s_node.op.axis \
+                        and (axis is None or ax == axis) and _is_square_of(den, s):
+                    axis = ax  # e * sum(r * e / s^2) = softmax * sum(r * softmax)
+                    soft = Softmax(axis)(x) if soft is None else soft
+                    summed = Sum(ax, True)(sm.mul(*rest, soft) if rest else soft)
+                    terms.append(sm.mul(soft, summed))
+                    stabilized += 1
+                    continue
+        terms.append(sm.mul(t, e))
+    if not stabilized:
+        return None
+    new = terms[0] if len(terms) == 1 else sm.add(*terms)
+    if new.dtype != out.dtype:
+        return None
+    return new
+
+
+def _divided_by(var, p):
+    """The factors of ``var`` once divided by p, when var is n / p, 1 / p, reciprocal(p), or a
+    product with one of those; else None."""
+    name = elemwise_name(var)
+    if name == "true_div" and var.owner.inputs[1] is p:
+        n = var.owner.inputs[0]
+        return [] if _one(n) else [n]
+    if name == "reciprocal" and var.owner.inputs[0] is p:
+        return []
+    if name == "mul":
+        ins = list(var.owner.inputs)
+        for k, f in enumerate(ins):
+            inner = _divided_by(f, p) if elemwise_name(f) != "mul" else None
+            if inner is not None:
+                return ins[:k] + inner + ins[k + 1:]
+    return None
+
+
+def _one(var) -> bool:
+    from symgrad.tensor.rewriting.basic import scalar_const
+
+    return isinstance(var, Constant) and scalar_const(var) == 1
+
+
+@node_rewriter([sm.mul], sets=("stabilize",))
+def local_softmax_over_softmax(fgraph, node):
+    """softmax(x) * (g / softmax(x)) -> g (NaN where softmax(x) is NaN): where softmax
+    underflows to 0, 0 * (g / 0) is NaN, not g (the gradient of log(softmax(x)))."""
+    Softmax = lazy_class(SOFTMAX)
+    out = node.outputs[0]
+    if Softmax is None or not is_float(out):
+        return None
+    inputs = node.inputs
+    for kp, p in enumerate(inputs):
+        if p.owner is None or type(p.owner.op) is not Softmax or p.dtype != out.dtype:
+            continue
+        for kr, r in enumerate(inputs):
+            if kr == kp:
+                continue
+            rest = _divided_by(r, p)
+            if rest is None:
+                continue
+            others = [i for j, i in enumerate(inputs) if j not in (kp, kr)] + rest
+            value = sm.mul(*others) if len(others) > 1 else (
+                others[0] if others else constant(1, dtype=out.dtype))
+            new = sm.switch(sm.isnan(p), constant(np.nan, dtype=out.dtype), value)
+            if new.dtype != out.dtype or new.ndim != out.ndim:
+                return None
+            return [new]
+    return None

@@ -85,12 +85,32 @@ def _register_dims_rules():
     AdvancedSubtensor = lazy_class("symgrad.tensor.subtensor:AdvancedSubtensor")
     if AdvancedSubtensor is not None:
         DIMS_RULES.setdefault(AdvancedSubtensor, _advanced_subtensor_rule)
+    Reduce = lazy_class("symgrad.tensor.reduction:Reduce")
+    if Reduce is not None:
+        DIMS_RULES.setdefault(Reduce, _reduce_rule)
+    for spec in ("symgrad.tensor.special:Softmax", "symgrad.tensor.special:LogSoftmax"):
+        cls = lazy_class(spec)
+        if cls is not None:
+            DIMS_RULES.setdefault(cls, _first_input_rule)
     Eye = lazy_class("symgrad.tensor.creation:Eye")
     if Eye is not None:
         DIMS_RULES.setdefault(Eye, _eye_rule)
     ARange = lazy_class("symgrad.tensor.creation:ARange")
     if ARange is not None:
         DIMS_RULES.setdefault(ARange, _arange_rule)
+
+
+def _reduce_rule(node, in_dims, analysis=None):
+    """A reduction: the reduced axes are gone (or length 1 with keepdims)."""
+    op = node.op
+    axes = set(op.axis)
+    out = []
+    for k, d in enumerate(in_dims[0]):
+        if k not in axes:
+            out.append(d)
+        elif op.keepdims:
+            out.append(frozenset())
+    return [tuple(out)]
 
 
 def _eye_rule(node, in_dims, analysis=None):

@@ -553,3 +553,54 @@ def test_gradient_of_slices_adds_into_the_other_terms():
     assert text.count("fill(x, 0.0)") == 1  # one zero array, not one per slice
     for n in (0, 1, 2, 7):
         same_values(g, [x], [RNG.normal(size=n)], rtol=1e-12)
+
+
+def _softmax_np(v, axis):
+    z = np.exp(v - v.max(axis=axis, keepdims=True))
+    return z / z.sum(axis=axis, keepdims=True)
+
+
+@pytest.mark.parametrize("cost_name", ["weighted", "square", "log"])
+@pytest.mark.parametrize("ndim", [1, 2])
+def test_naive_softmax_gradient_is_stable(cost_name, ndim):
+    x = st.dvector("x") if ndim == 1 else st.dmatrix("x")
+    axis = ndim - 1
+    w = st.constant(np.array([1.0, 2.0, -0.5]))
+    e = st.exp(x)
+    s = e / st.sum(e, axis=axis, keepdims=True)  # written by hand
+    cost = {"weighted": lambda: st.sum(s * w), "square": lambda: st.sum(s ** 2),
+            "log": lambda: st.sum(st.log(s) * w)}[cost_name]()
+    g = symgrad.grad(cost, x)
+    f = symgrad.function([x], [s, g])
+    big = np.array([1000.0, 0.0, -5.0])
+    v = big if ndim == 1 else np.stack([big, [0.5, -1.0, 2.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        naive = symgrad.function([x], g, mode="FAST_COMPILE")(v)
+        got_s, got_g = f(v)
+    assert np.isnan(naive).any()  # the hand-written form overflows
+    p = _softmax_np(v, axis)
+    wv = np.array([1.0, 2.0, -0.5])
+    G = {"weighted": wv + 0 * p, "square": 2 * p, "log": None}[cost_name]
+    if cost_name == "log":
+        want = wv - p * wv.sum()
+    else:
+        want = p * (G - (G * p).sum(axis=axis, keepdims=True))
+    np.testing.assert_allclose(got_s, p, rtol=1e-12)
+    np.testing.assert_allclose(got_g, want, rtol=1e-9, atol=1e-300)
+    moderate = RNG.normal(size=v.shape)
+    same_values(g, [x], [moderate], rtol=1e-9, atol=1e-15)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        nan_in = v.copy()
+        nan_in[..., 1] = np.nan
+        assert np.isnan(f(nan_in)[1]).all(axis=-1).all()
+
+
+def test_naive_softmax_gradient_has_no_overflowing_exp():
+    x = st.dmatrix("x")
+    e = st.exp(x)
+    s = e / st.sum(e, axis=1, keepdims=True)
+    g = symgrad.grad(st.sum(s * st.constant(np.array([1.0, 2.0]))), x)
+    f, text = rewritten(g, [x])
+    assert "exp" not in text and "Softmax" in text
