@@ -166,7 +166,10 @@ def scan_remove_unused_outputs(fgraph, node):
         roots += [op.inner_state_outputs[k] for k in grow]
     if len(keep_states) == info.n_states and len(keep_nitsot) == info.n_nitsot:
         return None
-    return rebuild(node, op.inner_inputs, op.inner_outputs, keep_states, keep_nitsot)
+    mapping = rebuild(node, op.inner_inputs, op.inner_outputs, keep_states, keep_nitsot)
+    if op.__dict__.get("_inner_rewritten") and mapping:
+        _mark(next(iter(mapping.values())).owner.op, "_inner_rewritten")  # a part of it
+    return mapping
 
 
 @node_rewriter([SCAN], sets=("canonicalize",), name="scan_push_out_invariants")
