@@ -208,3 +208,51 @@ def local_one_hot_rows_to_eye(fgraph, node):
                                       for a in length_dims(stop, dims))
     length = stop if known else shape_i(rows, 0)  # a length read from a shape is >= 0
     return [Eye(out.dtype)(length, length, 0)]
+
+
+# -- slices of elementwise results ------------------------------------------------------------------
+
+SUBTENSOR = "symgrad.tensor.subtensor:Subtensor"
+
+
+@node_rewriter([SUBTENSOR], sets=("canonicalize",))
+def local_subtensor_of_elemwise(fgraph, node):
+    """E(a, b)[idx] -> E(a[idx], b[idx]) when the slice is all that is used of E's result
+    and a, b have its shape (one-element operands stay as they are): E then runs on the
+    slice only. fill(a, c)[idx] -> fill(a[idx], c) is one case."""
+    from symgrad.tensor.elemwise import Elemwise
+
+    Subtensor = lazy_class(SUBTENSOR)
+    v = node.inputs[0]
+    inner = v.owner
+    if type(node.op) is not Subtensor or inner is None or type(inner.op) is not Elemwise:
+        return None
+    if len(inner.outputs) != 1 or not single_client(fgraph, v):
+        return None
+    dims = get_dims(fgraph)
+    dv = dims(v)
+    idx = node.inputs[1:]
+    new_inputs = []
+    for i in inner.inputs:
+        if i.ndim == v.ndim and dims(i) == dv and i.dtype == i.dtype:
+            new_inputs.append(node.op(i, *idx))
+        elif isinstance(i, Constant) and i.data.size == 1:
+            new_inputs.append(_index_constant(i, node))
+            if new_inputs[-1] is None:
+                return None
+        else:
+            return None
+    new = Elemwise(inner.op.scalar_op)(*new_inputs)
+    out = node.outputs[0]
+    if new.dtype != out.dtype or new.ndim != out.ndim:
+        return None
+    return [new]
+
+
+def _index_constant(c, node):
+    """A one-element constant with the number of dims the indexed result has."""
+    from symgrad.tensor.basic import constant
+
+    ndim = node.outputs[0].ndim
+    data = np.asarray(c.data).reshape((1,) * ndim)
+    return constant(data, dtype=c.dtype, weak=getattr(c, "weak", False))

@@ -197,3 +197,35 @@ def test_specify_shape_with_a_symbolic_length_is_kept_and_checked():
     np.testing.assert_allclose(f(np.ones((2, 3)), 2), 2 * np.ones((2, 3)))
     with pytest.raises(ValueError, match="specify_shape"):
         f(np.ones((2, 3)), 3)
+
+
+# -- slices of elementwise results ---------------------------------------------------------------
+
+def test_slice_of_an_elementwise_result_slices_its_operands():
+    x, y = st.dvectors("x", "y")
+    m = st.dmatrix("m")
+    cases = [
+        (st.exp(x)[:3], [x], "exp(Subtensor{:stop}(x, 3))"),
+        ((st.exp(x) * st.sin(x) + 2)[1:], [x], None),
+        (st.fill(y, 3.0)[:-1], [y], "fill(Subtensor{:stop}(y, -1), 3.0)"),
+        (st.exp(m)[1, 1:], [m], "exp(Subtensor{int, start:}(m, 1, 1))"),
+    ]
+    for expr, ins, want in cases:
+        _, text = rewritten(expr, ins)
+        if want is not None:
+            assert text == want
+        assert not text.startswith("Subtensor")
+    vals = {1: np.array([np.inf, -np.inf, np.nan, 0.0, 2.0]), 2: RNG.normal(size=(3, 4))}
+    for expr, ins, _ in cases:
+        same_values(expr, ins, [vals[i.ndim] for i in ins])
+        same_values(expr, ins, [vals[i.ndim][:1] if i.ndim == 1 else vals[2][:2, :1] for i in ins])
+
+
+def test_slice_is_not_pushed_into_operands_that_may_broadcast_or_are_used_elsewhere():
+    x, y = st.dvectors("x", "y")
+    _, text = rewritten((x * y)[1:], [x, y])
+    assert text.startswith("Subtensor")
+    same_values((x * y)[1:], [x, y], [RNG.normal(size=4), RNG.normal(size=1)])
+    e = st.exp(x)
+    f, _ = rewritten([e[1:], e], [x])
+    assert sum(type(n.op).__name__ == "Elemwise" for n in f.maker.fgraph.apply_nodes) == 1
