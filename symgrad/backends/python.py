@@ -36,6 +36,7 @@ from collections import OrderedDict
 import numpy as np
 
 from symgrad.graph.basic import Constant
+from symgrad.tensor.basic import python_scalar_dtype as _weak_dtype
 
 __all__ = ["compile_fgraph", "OpRuntimeError", "Profile", "LOOP_THRESHOLD",
            "PROGRAM_THRESHOLD", "clear_cache"]
@@ -674,16 +675,6 @@ def _emit_program(em, node, in_texts, final_dest):
         results.append(_Arg(target, dtype, dims, ("s", j)))
         fresh.append(is_fresh)
     return [results[oi].text for oi in prog.outputs]
-
-
-def _weak_dtype(v):
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, int):
-        return "int64"
-    if isinstance(v, complex):
-        return "complex128"
-    return "float64"
 
 
 def _shape_tuple(shape):

@@ -110,6 +110,17 @@ def _walk(seq):
             yield e
 
 
+def python_scalar_dtype(value) -> str:
+    """The dtype a Python number has when it stands alone (bool, int64, float64, complex128)."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int64"
+    if isinstance(value, complex):
+        return "complex128"
+    return "float64"
+
+
 def get_scalar_constant_value(var, default=None):
     """The Python value of a single-element constant (after broadcasting), else ``default``."""
     if isinstance(var, TensorConstant) and var.data.size == 1:

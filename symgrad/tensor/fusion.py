@@ -19,6 +19,7 @@ import numpy as np
 
 from symgrad.graph.basic import Apply, Op
 from symgrad.tensor.basic import as_tensor_variable
+from symgrad.tensor.basic import python_scalar_dtype as _weak_dtype
 from symgrad.tensor.type import TensorType
 
 __all__ = ["FusedElemwise", "Program"]
@@ -244,11 +245,3 @@ class FusedElemwise(Op):
         return self.make_node(*[_pad_to_ndim(b, ndim) for b in batched_inputs]).outputs
 
 
-def _weak_dtype(v):
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, int):
-        return "int64"
-    if isinstance(v, complex):
-        return "complex128"
-    return "float64"

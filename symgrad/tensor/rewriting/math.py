@@ -16,6 +16,7 @@ from symgrad.graph.basic import Constant
 from symgrad.rewrite.basic import node_rewriter
 from symgrad.rewrite.pattern import P, pattern_rewrite, pattern_var
 from symgrad.tensor.basic import constant
+from symgrad.tensor.basic import python_scalar_dtype as _weak_dtype
 from symgrad.tensor.elemwise import Elemwise, cast
 from symgrad.tensor.rewriting.basic import (
     elemwise_name,
@@ -119,16 +120,6 @@ def _combine(consts, op):
             acc = op(acc, v.item() if getattr(c, "weak", False) else v)
     arr = np.asarray(acc)
     return constant(arr, dtype=arr.dtype)
-
-
-def _weak_dtype(v):
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, int):
-        return "int64"
-    if isinstance(v, complex):
-        return "complex128"
-    return "float64"
 
 
 def _canonical_nary(fgraph, node, name, neutral, absorbing, op):
