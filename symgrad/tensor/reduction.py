@@ -214,21 +214,23 @@ class Sum(Reduce):
 
     __props__ = ("axis", "keepdims", "dtype")
     fname = "sum"
+    numpy_fn = staticmethod(np.sum)
 
     def __init__(self, axis, keepdims=False, dtype=None):
         super().__init__(axis, keepdims)
         self.dtype = None if dtype is None else normalize_dtype(dtype)
 
     def output_dtype(self, x):
-        return self.dtype if self.dtype is not None else probe_dtype("sum", x.dtype)
+        return self.dtype if self.dtype is not None else probe_dtype(self.fname, x.dtype)
 
     def make_thunk_function(self, node):
         axis, keepdims = self.axis, self.keepdims
         dtype = np.dtype(node.outputs[0].type.dtype)
         explicit = self.dtype is not None
+        reduce = self.numpy_fn
 
         def run(x):
-            out = np.asarray(np.sum(x, axis=axis, keepdims=keepdims,
+            out = np.asarray(reduce(x, axis=axis, keepdims=keepdims,
                                     dtype=dtype if explicit else None))
             return out if out.dtype == dtype else out.astype(dtype)
         return run
@@ -252,20 +254,7 @@ class Prod(Sum):
     """``np.prod``; its pullback is ``g * (product of the other elements)``, division-free."""
 
     fname = "prod"
-
-    def output_dtype(self, x):
-        return self.dtype if self.dtype is not None else probe_dtype("prod", x.dtype)
-
-    def make_thunk_function(self, node):
-        axis, keepdims = self.axis, self.keepdims
-        dtype = np.dtype(node.outputs[0].type.dtype)
-        explicit = self.dtype is not None
-
-        def run(x):
-            out = np.asarray(np.prod(x, axis=axis, keepdims=keepdims,
-                                     dtype=dtype if explicit else None))
-            return out if out.dtype == dtype else out.astype(dtype)
-        return run
+    numpy_fn = staticmethod(np.prod)
 
     def pullback(self, inputs, outputs, output_grads):
         (x,), (g,) = inputs, output_grads
