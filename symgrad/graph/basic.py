@@ -229,8 +229,19 @@ class Op:
 
     # -- evaluation ---------------------------------------------------------------
     def perform(self, node: Apply, inputs: list, output_storage: list[list]) -> None:
-        """Compute outputs from input values; store output i in output_storage[i][0]."""
-        raise NotImplementedError(f"{type(self).__name__} has no perform")
+        """Compute outputs from input values; store output i in output_storage[i][0].
+
+        Ops that define ``make_thunk_function`` get this for free.
+        """
+        if type(self).make_thunk_function is Op.make_thunk_function:
+            raise NotImplementedError(f"{type(self).__name__} defines neither perform nor "
+                                      "make_thunk_function")
+        result = self.make_thunk_function(node)(*inputs)
+        if len(output_storage) == 1:
+            output_storage[0][0] = result
+        else:
+            for store, value in zip(output_storage, result):
+                store[0] = value
 
     def make_thunk_function(self, node: Apply):
         """A callable ``f(*input_values) -> output value (or tuple of values)``.

@@ -226,8 +226,6 @@ class Elemwise(Op):
                 return out if out.dtype == dtype else out.astype(dtype)
         return run
 
-    def perform(self, node, inputs, output_storage):
-        output_storage[0][0] = self.make_thunk_function(node)(*inputs)
 
     # -- derivatives -----------------------------------------------------------------
     def _partials(self, inputs, output):
@@ -434,8 +432,6 @@ class SumTo(Op):
             return np.sum(x, axis=axes, keepdims=True)
         return run
 
-    def perform(self, node, inputs, output_storage):
-        output_storage[0][0] = self.make_thunk_function(node)(*inputs)
 
     def connection_pattern(self, node):
         return [True, False]
@@ -523,8 +519,6 @@ class DimShuffle(Op):
             return x.reshape(new_shape)
         return run
 
-    def perform(self, node, inputs, output_storage):
-        output_storage[0][0] = self.make_thunk_function(node)(inputs[0])
 
     def infer_shape(self, node, input_shapes):
         (ishape,) = input_shapes

@@ -80,8 +80,6 @@ class CumOp(Op):
             return out
         return run
 
-    def perform(self, node, inputs, output_storage):
-        output_storage[0][0] = self.make_thunk_function(node)(*inputs)
 
     def pullback(self, inputs, outputs, output_grads):
         (x,), (g,) = inputs, output_grads
@@ -150,8 +148,6 @@ class Shift(Op):
             return out
         return run
 
-    def perform(self, node, inputs, output_storage):
-        output_storage[0][0] = self.make_thunk_function(node)(*inputs)
 
     def pullback(self, inputs, outputs, output_grads):
         (x,), (g,) = inputs, output_grads
@@ -241,8 +237,6 @@ class LinearRecurrence(Op):
             return np.flip(out, axis) if reverse else out
         return run
 
-    def perform(self, node, inputs, output_storage):
-        output_storage[0][0] = self.make_thunk_function(node)(*inputs)
 
     def _prev(self, v, fill=0):
         """v[i-1] (or v[i+1] when reverse), ``fill`` at the start."""

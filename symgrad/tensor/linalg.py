@@ -110,8 +110,6 @@ class Dot(Op):
                 return out if out.dtype == dtype else out.astype(dtype)
         return run
 
-    def perform(self, node, inputs, output_storage):
-        output_storage[0][0] = self.make_thunk_function(node)(*inputs)
 
     def infer_shape(self, node, input_shapes):
         sa, sb = input_shapes
@@ -192,8 +190,6 @@ class MatMul(Op):
             return out if out.dtype == dtype else out.astype(dtype)
         return run
 
-    def perform(self, node, inputs, output_storage):
-        output_storage[0][0] = self.make_thunk_function(node)(*inputs)
 
     def pullback(self, inputs, outputs, output_grads):
         (a, b), (g,) = inputs, output_grads
@@ -311,8 +307,6 @@ class TensorDot(Op):
             return out if out.dtype == dtype else out.astype(dtype)
         return run
 
-    def perform(self, node, inputs, output_storage):
-        output_storage[0][0] = self.make_thunk_function(node)(*inputs)
 
     def pullback(self, inputs, outputs, output_grads):
         (a, b), (g,) = inputs, output_grads
@@ -433,8 +427,6 @@ class Einsum(Op):
             return out if out.dtype == dtype else out.astype(dtype)
         return run
 
-    def perform(self, node, inputs, output_storage):
-        output_storage[0][0] = self.make_thunk_function(node)(*inputs)
 
     def pullback(self, inputs, outputs, output_grads):
         (g,) = output_grads

@@ -195,8 +195,6 @@ class Reduce(Op):
             return out if out.dtype == dtype else out.astype(dtype)
         return run
 
-    def perform(self, node, inputs, output_storage):
-        output_storage[0][0] = self.make_thunk_function(node)(*inputs)
 
     def vectorize_node(self, node, x):
         return [with_props(self, axis=tuple(a + 1 for a in self.axis))(x)]
@@ -470,8 +468,6 @@ class ReducedSize(Op):
             return np.asarray(n, dtype=np.int64)
         return run
 
-    def perform(self, node, inputs, output_storage):
-        output_storage[0][0] = self.make_thunk_function(node)(*inputs)
 
     def connection_pattern(self, node):
         return [False]

@@ -456,8 +456,6 @@ class Subtensor(_IndexOp):
             return np.asarray(x)[build(vals)]
         return run
 
-    def perform(self, node, inputs, output_storage):
-        output_storage[0][0] = self.make_thunk_function(node)(*inputs)
 
     def connection_pattern(self, node):
         return [True] + [False] * (len(node.inputs) - 1)
@@ -551,8 +549,6 @@ class IncSubtensor(_IndexOp):
             return out
         return run
 
-    def perform(self, node, inputs, output_storage):
-        output_storage[0][0] = self.make_thunk_function(node)(*inputs)
 
     def connection_pattern(self, node):
         return [True, True] + [False] * (len(node.inputs) - 2)

@@ -194,3 +194,27 @@ def test_user_op_without_derivative_says_so():
     assert np.allclose(symgrad.function([x], y)([1.0]), [3.0])
     with pytest.raises(symgrad.gradient.NullTypeGradError, match="NoGrad"):
         symgrad.grad(y.sum(), x)
+
+
+def test_perform_comes_from_make_thunk_function():
+    class Twice(Op):
+        def make_node(self, x):
+            x = st.as_tensor_variable(x)
+            return Apply(self, [x], [x.type()])
+
+        def make_thunk_function(self, node):
+            return lambda x: x * 2
+
+    x = st.dvector("x")
+    node = Twice()(x).owner
+    storage = [[None]]
+    node.op.perform(node, [np.array([1.0, 2.0])], storage)
+    np.testing.assert_allclose(storage[0][0], [2.0, 4.0])
+
+    class Nothing(Op):
+        def make_node(self, x):
+            x = st.as_tensor_variable(x)
+            return Apply(self, [x], [x.type()])
+
+    with pytest.raises(NotImplementedError, match="Nothing defines neither perform nor"):
+        Nothing().perform(Nothing()(x).owner, [np.zeros(1)], [[None]])
