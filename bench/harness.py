@@ -106,6 +106,7 @@ class System:
     note: str = ""                                # "{tmp}" there is a fresh empty directory
     skip: str = ""                                # not run: status "skipped", this the reason
     memory: bool = True                           # measure its peak memory where the case does
+    fresh_graphs: int | None = None               # overrides the case's (cold rows: 1)
 
 
 @dataclass
@@ -276,6 +277,25 @@ def symgrad_backend_systems(make: Callable[[str], System], cfg: Config,
     return out
 
 
+# PyTensor keeps compiled code on disk (its C/numba caches); a "-cold" row starts them empty.
+EMPTY_PYTENSOR_CACHE = {"PYTENSOR_FLAGS": "base_compiledir={tmp}/pytensor",
+                        "NUMBA_CACHE_DIR": "{tmp}/numba"}
+QUICK_COLD_PYTENSOR = "in --quick (PyTensor from an empty cache takes seconds)"
+
+
+def pytensor_cold(system: System, cfg: Config) -> System:
+    """The same PyTensor system compiled from an empty cache, as on a user's first run.
+
+    A subprocess whose ``base_compiledir`` and ``NUMBA_CACHE_DIR`` are fresh directories
+    builds, compiles and calls one graph; PyTensor's default (numba) backend then compiles
+    every kernel. This is the time the issues' compile bars compare with."""
+    return dataclasses.replace(
+        system, name=system.name.replace("pytensor", "pytensor-cold", 1), isolate=True,
+        env=EMPTY_PYTENSOR_CACHE, memory=False, fresh_graphs=1,
+        skip=QUICK_COLD_PYTENSOR if cfg.quick else "",
+        note="PyTensor's caches empty (fresh base_compiledir and NUMBA_CACHE_DIR, subprocess)")
+
+
 def jax_lib():
     import jax
 
@@ -379,6 +399,7 @@ def setup_system(case: Case, system: System, cfg: Config | None = None
     graph's), and in --quick skips a system whose first call would compile cold."""
     res = empty_result(system)
     numba = system.family == "symgrad-numba"
+    fresh = system.fresh_graphs or case.fresh_graphs
     try:
         preimport(system.family)
     except Exception as exc:  # noqa: BLE001
@@ -387,8 +408,8 @@ def setup_system(case: Case, system: System, cfg: Config | None = None
     out = call = None
     stage = "build"
     try:
-        with alarm(case.timeout * max(1, case.fresh_graphs)):
-            for k in range(case.fresh_graphs):
+        with alarm(case.timeout * max(1, fresh)):
+            for k in range(fresh):
                 stage = "build"
                 _NUMBA_FUNCTIONS.clear()
                 t0 = perf()
@@ -406,7 +427,7 @@ def setup_system(case: Case, system: System, cfg: Config | None = None
                 t3 = perf()
                 if fns:
                     res["cache"] = numba_cache_state(fns) + (
-                        f" (first of {case.fresh_graphs} graphs)" if case.fresh_graphs > 1 else "")
+                        f" (first of {fresh} graphs)" if fresh > 1 else "")
                 builds.append(t1 - t0)
                 compiles.append(t2 - t1)
                 firsts.append(t3 - t2b)
@@ -598,7 +619,8 @@ def run_isolated(workload: str, case: Case, system: System, cfg: Config, mode: s
     """
     res = empty_result(system, isolated=True)
     # build+compile+first call, plus interpreter start and imports, plus the steady phase
-    timeout = case.timeout * max(1, case.fresh_graphs) + 30 + (2 * cfg.max_time if mode == "run" else 0)
+    fresh = system.fresh_graphs or case.fresh_graphs
+    timeout = case.timeout * max(1, fresh) + 30 + (2 * cfg.max_time if mode == "run" else 0)
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         spec = {"workload": workload, "case": case.label, "system": system.name,
                 "config": asdict(cfg), "mode": mode, "out": str(Path(tmp) / "result")}
@@ -1004,6 +1026,44 @@ def summary_rows(data: dict) -> tuple[list[str], list[list[str]]]:
     return head, rows
 
 
+def first_result_rows(data: dict) -> tuple[list[str], list[list[str]]]:
+    """Time to the first result (build + compile + first call) of each steady-state case
+    with a PyTensor row: symgrad's default backend and its numba backend beside PyTensor
+    with its cache warm and empty, and the ratios the issues' compile bars name."""
+    def best(res, prefix, exact=False):
+        rows = [r for r in res if r["status"] == "ok" and to_first_result(r) and (
+            r["system"] == prefix if exact else r["system"].startswith(prefix))]
+        return min(rows, key=to_first_result) if rows else None
+
+    def cell(r):
+        return fmt_time(to_first_result(r)) if r is not None else "-"
+
+    def ratio(a, b):
+        return fmt_ratio(to_first_result(a) / to_first_result(b)) if a and b else "-"
+
+    head = ["case", "symgrad", "symgrad-numba (warm)", "symgrad-numba (cold)",
+            "PyTensor (warm cache)", "PyTensor (empty cache)", "JAX",
+            "symgrad / PyTensor empty", "symgrad / PyTensor warm",
+            "numba cold / PyTensor empty", "numba warm / PyTensor warm"]
+    rows = []
+    for wl in data["workloads"]:
+        if wl.get("summary") == "first result":
+            continue
+        for case in wl["cases"]:
+            res = case["results"]
+            if case["kind"] == "cold" or not any(r["family"] == "pytensor" for r in res):
+                continue
+            sg = next((r for r in res if r["family"] == "symgrad" and r["status"] == "ok"), None)
+            nb, nbc = best(res, "symgrad-numba "), best(res, "symgrad-numba-cold")
+            pt = best(res, "pytensor ") or best(res, "pytensor", exact=True)
+            ptc = best(res, "pytensor-cold")
+            jx = best(res, "jax")
+            rows.append([f"{wl['name']} {case['label']}", cell(sg), cell(nb), cell(nbc), cell(pt),
+                         cell(ptc), cell(jx), ratio(sg, ptc), ratio(sg, pt), ratio(nbc, ptc),
+                         ratio(nb, pt)])
+    return head, rows
+
+
 def best_backend_cells(res: list[dict], value) -> list[str]:
     """The fastest symgrad row of any backend (its time and name), and its time over the
     fastest JAX row's; blank where the case has no row of symgrad's JAX or numba backend."""
@@ -1041,6 +1101,12 @@ def render_text(data: dict) -> str:
               for k in range(len(head))]
     for row in [head] + rows:
         lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    head, rows = first_result_rows(data)
+    if rows:
+        lines.append("\n== time to the first result (build + compile + first call)")
+        widths = [max(len(head[k]), *(len(row[k]) for row in rows)) for k in range(len(head))]
+        for row in [head] + rows:
+            lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
     lines += mismatch_lines(data)
     return "\n".join(lines)
 
@@ -1159,6 +1225,17 @@ def render_markdown(data: dict) -> str:
               "peer, whose own time is in parentheses (above 1: symgrad is slower).", "",
               "| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
     lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows] + [""]
+    head, rows = first_result_rows(data)
+    if rows:
+        lines += ["## Time to the first result", "",
+                  "Build + compile + first call of each case (the fastest row of each kind; "
+                  "medians over fresh graphs where a case builds several). *PyTensor (empty "
+                  "cache)* is a subprocess whose compile caches start empty, as on a user's "
+                  "first run; *(warm cache)* reuses kernels PyTensor compiled on earlier runs. "
+                  "*symgrad-numba (cold)* likewise starts with an empty numba cache. Ratios "
+                  "below 1: symgrad reaches the first result sooner.", "",
+                  "| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
+        lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows] + [""]
     for wl in data["workloads"]:
         lines += [f"## {wl['name']}: {wl['title']}", ""]
         if wl.get("about"):

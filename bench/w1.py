@@ -4,7 +4,16 @@ Compile time in a warm process (median over fresh graphs), the per-call overhead
 of ``f(4.0)``, and the cold start of a fresh interpreter.
 """
 
-from bench.harness import Case, ColdCase, System, jax_call, jax_lib, symgrad_backend_systems, tensor_lib
+from bench.harness import (
+    Case,
+    ColdCase,
+    System,
+    jax_call,
+    jax_lib,
+    pytensor_cold,
+    symgrad_backend_systems,
+    tensor_lib,
+)
 
 NAME = "W1"
 TITLE = "tutorial scalar, grad(x ** 2, x)"
@@ -80,7 +89,8 @@ print("BENCH " + json.dumps({"import_s": t1 - t0, "build_s": t2 - t1, "compile_s
 def cases(cfg):
     fresh = 5 if cfg.quick else 20
     systems = [tensor_system("symgrad"), *symgrad_backend_systems(tensor_system, cfg, cold=False),
-               tensor_system("pytensor"), jax_system(), numpy_system()]
+               tensor_system("pytensor"), pytensor_cold(tensor_system("pytensor"), cfg),
+               jax_system(), numpy_system()]
     return [
         Case(f"f(4.0), {fresh} fresh graphs", systems, fresh_graphs=fresh, timeout=60),
         ColdCase("cold start", {

@@ -4,7 +4,7 @@ import functools
 
 import numpy as np
 
-from bench.harness import Case, System, jax_call, jax_lib, symgrad_backend_systems, tensor_lib
+from bench.harness import Case, System, jax_call, jax_lib, pytensor_cold, symgrad_backend_systems, tensor_lib
 
 NAME = "W2"
 TITLE = "logistic gradient, grad(sum(1 / (1 + exp(-x))), x)"
@@ -69,7 +69,8 @@ def cases(cfg):
     n = 200 if cfg.quick else 2000
     systems = [tensor_system("symgrad", n),
                *symgrad_backend_systems(lambda family: tensor_system(family, n), cfg),
-               tensor_system("pytensor", n), jax_system(n),
+               tensor_system("pytensor", n), pytensor_cold(tensor_system("pytensor", n), cfg),
+               jax_system(n),
                System("numpy", "numpy", lambda: None,
                       lambda _: (lambda: numpy_logistic_grad(data(n)))),
                numba_system(n)]

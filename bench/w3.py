@@ -4,7 +4,7 @@ import functools
 
 import numpy as np
 
-from bench.harness import Case, System, jax_call, jax_lib, scan_outputs, tensor_lib
+from bench.harness import Case, System, jax_call, jax_lib, pytensor_cold, scan_outputs, tensor_lib
 
 NAME = "W3"
 TITLE = "Jacobian of tanh(dot(W, x)) w.r.t. x"
@@ -66,6 +66,8 @@ def cases(cfg):
     for n in sizes:
         systems = [tensor_system("symgrad", n, None), tensor_system("symgrad", n, "scan"),
                    tensor_system("pytensor", n, False), tensor_system("pytensor", n, True),
+                   pytensor_cold(tensor_system("pytensor", n, False), cfg),
+                   pytensor_cold(tensor_system("pytensor", n, True), cfg),
                    jax_system(n, "jacrev"), jax_system(n, "jacfwd"),
                    System("numpy", "numpy", lambda: None,
                           lambda _, n=n: (lambda: numpy_jacobian(*data(n))))]

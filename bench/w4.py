@@ -4,7 +4,7 @@ import functools
 
 import numpy as np
 
-from bench.harness import Case, System, jax_call, jax_lib, scan_outputs, tensor_lib
+from bench.harness import Case, System, jax_call, jax_lib, pytensor_cold, scan_outputs, tensor_lib
 
 NAME = "W4"
 TITLE = "Hessian of sum(x**2 * sin(x)) + dot(x, dot(A, x))"
@@ -60,7 +60,8 @@ def numpy_hessian(x, A):
 def cases(cfg):
     n = 20 if cfg.quick else 200
     systems = [tensor_system("symgrad", n, None), tensor_system("symgrad", n, "scan"),
-               tensor_system("pytensor", n, None), jax_system(n),
+               tensor_system("pytensor", n, None), pytensor_cold(tensor_system("pytensor", n, None), cfg),
+               jax_system(n),
                System("numpy (closed form)", "numpy", lambda: None,
                       lambda _: (lambda: numpy_hessian(*data(n))))]
     return [Case(f"n={n}", systems)]

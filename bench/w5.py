@@ -4,7 +4,7 @@ import functools
 
 import numpy as np
 
-from bench.harness import Case, System, jax_call, jax_lib, symgrad_backend_systems, tensor_lib
+from bench.harness import Case, System, jax_call, jax_lib, pytensor_cold, symgrad_backend_systems, tensor_lib
 
 NAME = "W5"
 TITLE = "Hessian-vector product of Rosenbrock"
@@ -74,5 +74,7 @@ def cases(cfg):
                *symgrad_backend_systems(lambda family: tensor_system(family, n, "rop"), cfg,
                                         cold=False),
                tensor_system("pytensor", n, "grad"), tensor_system("pytensor", n, "rop"),
+               pytensor_cold(tensor_system("pytensor", n, "grad"), cfg),
+               pytensor_cold(tensor_system("pytensor", n, "rop"), cfg),
                jax_system(n), scipy_system(n)]
     return [Case(f"n={n:,}", systems, memory=True)]

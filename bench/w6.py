@@ -4,7 +4,16 @@ import functools
 
 import numpy as np
 
-from bench.harness import Case, System, jax_call, jax_lib, scan_outputs, symgrad_backend_systems, tensor_lib
+from bench.harness import (
+    Case,
+    System,
+    jax_call,
+    jax_lib,
+    pytensor_cold,
+    scan_outputs,
+    symgrad_backend_systems,
+    tensor_lib,
+)
 
 NAME = "W6"
 TITLE = "scan RNN, grad of sum(h_T) w.r.t. W"
@@ -77,7 +86,7 @@ def cases(cfg):
     steps = 50 if cfg.quick else 1000
     systems = [tensor_system("symgrad", steps),
                *symgrad_backend_systems(lambda family: tensor_system(family, steps), cfg),
-               tensor_system("pytensor", steps),
+               tensor_system("pytensor", steps), pytensor_cold(tensor_system("pytensor", steps), cfg),
                jax_system(steps),
                System("numpy loop", "numpy", lambda: None,
                       lambda _: (lambda: numpy_rnn_grad(*data(steps))))]

@@ -4,7 +4,7 @@ import functools
 
 import numpy as np
 
-from bench.harness import Case, System, jax_lib, symgrad_backend_systems, tensor_lib
+from bench.harness import Case, System, jax_lib, pytensor_cold, symgrad_backend_systems, tensor_lib
 
 NAME = "W7"
 TITLE = "MLP training step (SGD)"
@@ -112,7 +112,8 @@ def cases(cfg):
     dims = (64, 32, 10, 32) if cfg.quick else (784, 256, 10, 256)
     systems = [tensor_system("symgrad", dims),
                *symgrad_backend_systems(lambda family: tensor_system(family, dims), cfg),
-               tensor_system("pytensor", dims), jax_system(dims),
+               tensor_system("pytensor", dims), pytensor_cold(tensor_system("pytensor", dims), cfg),
+               jax_system(dims),
                numpy_system(dims)]
     n_in, n_hidden, n_out, batch = dims
     return [Case(f"{n_in}-{n_hidden}-{n_out}, batch {batch}", systems, memory=True)]

@@ -274,6 +274,18 @@ class Scan(Op):
         for store, value in zip(output_storage, results):
             store[0] = value
 
+    # -- shapes ---------------------------------------------------------------------------------
+    def infer_shape(self, node, input_shapes):
+        """Output shapes from the outer inputs' shapes, without running the loop.
+
+        A state's buffer has ``n_steps + span`` rows of its initial rows' shape (one row
+        with ``state_last``); a mapped output has ``n_steps`` rows of the shape the step
+        graph gives it, propagated through the step graph from the inner inputs' shapes.
+        A loop with a stop condition has a length known only once it ran: no rule."""
+        from symgrad.scan.shapes import infer_scan_shapes
+
+        return infer_scan_shapes(self, node, input_shapes)
+
     # -- derivatives and batching -----------------------------------------------------------------
     def pullback(self, inputs, outputs, output_grads):
         from symgrad.scan.derivatives import scan_pullback

@@ -485,3 +485,29 @@ def scan_batch_sequence_work(fgraph, node):
                           extra_seqs=list(zip(batched, holders)), keep_seqs=True)
     _mark(next(iter(mapping.values())).owner.op, "_inner_rewritten")
     return mapping
+
+
+@node_rewriter(["symgrad.tensor.shape:Shape", "symgrad.tensor.shape:Shape_i"],
+               sets=("canonicalize",), name="scan_output_shape")
+def scan_output_shape(fgraph, node):
+    """The shape of a loop's output from its inputs' shapes (``Scan.infer_shape``): a
+    function that only measures a loop's output does not run the loop, and a derivative
+    that allocates zeros like it need not wait for it."""
+    (v,) = node.inputs
+    owner = v.owner
+    if owner is None or not isinstance(owner.op, Scan) or owner.op.info.as_while:
+        return None
+    from symgrad.tensor.basic import as_tensor_variable, constant
+    from symgrad.tensor.shape import Shape_i, shape_i, stack
+
+    try:
+        shapes = owner.op.infer_shape(owner, [[shape_i(i, k) for k in range(i.ndim)]
+                                              for i in owner.inputs])
+    except NotImplementedError:
+        return None
+    dims = [as_tensor_variable(d) if not isinstance(d, int) else
+            constant(d, dtype="int64") for d in shapes[v.index]]
+    new = dims[node.op.i] if isinstance(node.op, Shape_i) else stack(dims)
+    if v in ancestors([new]):
+        return None
+    return [new]

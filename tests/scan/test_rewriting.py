@@ -119,3 +119,52 @@ def test_scan_without_rewrites_still_runs():
     (node,) = compiled_scans(f)
     assert node.op.info.n_nitsot == 2
     np.testing.assert_allclose(f([1.0, 2.0]), [1.0, 4.0])
+
+
+def _shape_rows(op_node):
+    from symgrad.tensor.shape import shape_i
+
+    return op_node.op.infer_shape(op_node, [[shape_i(i, k) for k in range(i.ndim)]
+                                            for i in op_node.inputs])
+
+
+def test_scan_infer_shape_matches_the_computed_outputs():
+    W, X, h0 = st.dmatrix("W"), st.dmatrix("X"), st.dvector("h0")
+    (hs, ys), _ = scan(lambda x, h, W: [st.tanh(st.dot(W, h) + x), st.outer(x, h).sum(0)],
+                       sequences=X, outputs_info=[h0, None], non_sequences=W)
+    node = ys.owner
+    assert isinstance(node.op, Scan)
+    shapes = _shape_rows(node)
+    f = symgrad.function([W, X, h0], [st.stack(list(s)) for s in shapes] + list(node.outputs),
+                         on_unused_input="ignore")
+    r = rng(3)
+    res = f(r.standard_normal((4, 4)), r.standard_normal((6, 4)), r.standard_normal(4))
+    n_out = len(shapes)
+    for shp, value in zip(res[:n_out], res[n_out:]):
+        assert tuple(shp) == value.shape
+
+
+def test_measuring_a_loop_output_does_not_run_the_loop():
+    W, X = st.dmatrix("W"), st.dmatrix("X")
+    ys, _ = scan(lambda x, W: st.tanh(st.dot(W, x)), sequences=X, non_sequences=W,
+                 vectorize=False)
+    f = symgrad.function([W, X], [ys.shape, ys.shape[1]])
+    assert not compiled_scans(f)
+    shp, cols = f(np.ones((2, 4)), np.ones((5, 4)))
+    assert tuple(shp) == (5, 2) and cols == 2
+    # a step whose output shape depends on step values has no rule: the loop runs
+    x = st.dvector("x")
+    zs, _ = scan(lambda v: st.arange(st.cast(v, "int64")), sequences=x, vectorize=False)
+    g = symgrad.function([x], zs.shape)
+    assert compiled_scans(g)
+    assert tuple(g([3.0, 3.0])) == (2, 3)
+
+
+def test_a_loop_with_a_stop_condition_has_no_shape_rule():
+    from symgrad.scan import until
+
+    x0 = st.dscalar("x0")
+    xs, _ = scan(lambda x: (x * 2, until(x > 10)), outputs_info=x0, n_steps=20)
+    f = symgrad.function([x0], xs.shape)
+    assert compiled_scans(f)
+    assert tuple(f(1.0)) == (5,)
