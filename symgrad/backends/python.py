@@ -96,7 +96,7 @@ class Profile:
         self.total = 0.0
 
     def reset(self):
-        self.times = [0.0] * len(self.nodes)
+        self.times[:] = [0.0] * len(self.nodes)  # the generated code holds this list
         self.calls = 0
         self.total = 0.0
 
@@ -486,6 +486,8 @@ def _emit_elemwise(em, node):
     out = node.outputs[0]
     dtype = out.type.dtype
     ndim = out.type.ndim
+    if op.scalar_op.name == "second" and _emit_fill_alias(em, node):
+        return
     args = [_Arg(em.expr(i), _probe_of(_input_probe(i)), em.dims(i)) for i in node.inputs]
     dest = None
     if op.inplace and ndim > 0:
@@ -502,56 +504,97 @@ def _emit_elemwise(em, node):
     _emit_step(em, op.scalar_op, args, dtype, ndim, em.dims(out), dest, target)
 
 
-CHUNK = 1 << 15          # elements per block in the blocked loop of a fused node
-CHUNK_THRESHOLD = 1 << 17  # outputs at least this large run block by block
+def _emit_fill_alias(em, node):
+    """``fill(a, b)`` is ``b`` itself when ``b`` already has the result's shape and dtype
+    (tested at run time unless the dims analysis proves it): no copy. Safe because the
+    in-place pass never counts a fill's result as a buffer of its own (``second`` is not
+    fresh), and a function output that aliases an input is copied at the boundary."""
+    a, b = node.inputs
+    out = node.outputs[0]
+    if (out.type.ndim == 0 or isinstance(b, Constant) or b.type.dtype != out.type.dtype
+            or b.type.ndim != out.type.ndim or a.type.ndim != out.type.ndim):
+        return False
+    if any(o is out for o in em.fgraph.outputs):
+        return False
+    bt = em.expr(b)
+    target = em.local()
+    em.names[out] = target
+    if em.dims(b) == em.dims(out):
+        em.emit(f"{target} = {bt}")
+        return True
+    fname = em.bind(node.op.scalar_op.numpy_impl, "f")
+    at = em.expr(a)
+    ashape = repr(tuple(np.shape(a.data))) if isinstance(a, Constant) else f"{at}.shape"
+    em.emit(f"{target} = {bt} if {bt}.shape == {ashape} else {fname}({at}, {bt})")
+    return True
+
+
+CHUNK = 1 << 14          # elements per block in the blocked loop of a fused node
+CHUNK_THRESHOLD = 1 << 15  # outputs at least this large run block by block
 
 
 def _emit_fused(em, node, dest=None):
-    """``dest``: the name of an array the (single) output is written into."""
+    """``dest``: the name of an array the (single) output is written into.
+
+    Large outputs are computed block by block (rows of the first axis, about ``CHUNK``
+    elements at a time) so that the program's temporaries stay in cache; several outputs
+    are filled in the same loop."""
     op = node.op
     prog = op.program
     if len(prog.steps) > PROGRAM_THRESHOLD:
         _emit_generic(em, node)
         return
     ndim = max(o.type.ndim for o in node.outputs)
-    plan = _chunk_plan(em, node) if ndim > 0 and len(prog.outputs) == 1 else None
+    plan = _chunk_plan(em, node) if ndim > 0 and (
+        dest is None or len(node.outputs) == 1) else None
     if plan is None:
         texts = _emit_program(em, node, [em.expr(i) for i in node.inputs], dest)
         for o, t in zip(node.outputs, texts):
             em.names[o] = t if dest is None else dest
         return
-    ref, sliced = plan
-    out = node.outputs[0]
-    target = em.local() if dest is None else dest
-    em.names[out] = target
+    ref, sliced, checked = plan
     ref_text = em.expr(node.inputs[ref])
-    em.emit(f"if {ref_text}.size < {CHUNK_THRESHOLD}:")
+    targets = [em.local() for _ in node.outputs] if dest is None else [dest]
+    for o, t in zip(node.outputs, targets):
+        em.names[o] = t
+    cond = f"{ref_text}.size < {CHUNK_THRESHOLD}"
+    for k in checked:
+        cond += f" or {em.expr(node.inputs[k])}.shape != {ref_text}.shape"
+    em.emit(f"if {cond}:")
     em.indent += 1
-    (t,) = _emit_program(em, node, [em.expr(i) for i in node.inputs], dest)
-    if t != target and dest is None:
-        em.emit(f"{target} = {t}")
+    texts = _emit_program(em, node, [em.expr(i) for i in node.inputs], dest)
+    if dest is None:
+        em.emit(f"{', '.join(targets)}, = {', '.join(texts)},")
     em.indent -= 1
     em.emit("else:")
     em.indent += 1
-    if dest is not None:
-        pass
-    elif op.inplace:
-        em.emit(f"{target} = {em.expr(node.inputs[op.inplace[0][1]])}")
-    else:
-        empty = em.bind(np.empty, "f")
-        em.emit(f"{target} = {empty}({ref_text}.shape, {out.type.dtype!r})")
+    if dest is None:
+        last_read = {}
+        for j, (_, refs, _) in enumerate(prog.steps):
+            for r in refs:
+                if r[0] == "i":
+                    last_read[r[1]] = j
+        inplace = dict(op.inplace)
+        empty = None
+        for idx, (o, t) in enumerate(zip(node.outputs, targets)):
+            k = inplace.get(idx)
+            if k is not None and k in sliced and last_read.get(k, -1) <= prog.outputs[idx] \
+                    and prog.outputs.count(prog.outputs[idx]) == 1:
+                em.emit(f"{t} = {em.expr(node.inputs[k])}")
+            else:
+                if empty is None:
+                    empty = em.bind(np.empty, "f")
+                em.emit(f"{t} = {empty}({ref_text}.shape, {o.type.dtype!r})")
     n0, rows, start, stop = em.local(), em.local(), em.local(), em.local()
-    em.emit(f"{n0} = {target}.shape[0]")
-    em.emit(f"{rows} = max(1, {CHUNK} // max(1, {target}.size // max(1, {n0})))")
+    em.emit(f"{n0} = {ref_text}.shape[0]")
+    em.glb.setdefault("max", max)
+    em.glb.setdefault("range", range)
+    em.emit(f"{rows} = max(1, {CHUNK} // max(1, {ref_text}.size // max(1, {n0})))")
     uses_sigmoid = any(sop.name == "sigmoid" for sop, _, _ in prog.steps)
     if uses_sigmoid:
-        em.glb.setdefault("max", max)
-        em.glb.setdefault("range", range)
         es = em.bind(np.errstate, "f")
         em.emit(f"with {es}(over='ignore'):")
         em.indent += 1
-    em.glb.setdefault("max", max)
-    em.glb.setdefault("range", range)
     em.emit(f"for {start} in range(0, {n0}, {rows}):")
     em.indent += 1
     em.emit(f"{stop} = {start} + {rows}")
@@ -565,43 +608,66 @@ def _emit_fused(em, node, dest=None):
         chunk_inputs.append(text)
     em.fast_sigmoid = True
     try:
-        _emit_program(em, node, chunk_inputs, f"{target}[{start}:{stop}]")
+        _emit_program(em, node, chunk_inputs, [f"{t}[{start}:{stop}]" for t in targets])
     finally:
         em.fast_sigmoid = False
     em.indent -= 2 + uses_sigmoid
 
 
 def _chunk_plan(em, node):
-    """(reference input, inputs to slice by rows) when the node can run block by block."""
-    out = node.outputs[0]
-    if out.type.dtype not in ("float32", "float64", "complex64", "complex128"):
+    """``(reference input, inputs to slice by rows, inputs whose shape must equal the
+    reference's at run time)`` when the node can run block by block, else None.
+
+    Every output must have the reference's shape: inputs of the reference's dims are
+    sliced, inputs of length 1 along the first axis (and the reference's dims or 1
+    elsewhere) are broadcast whole; any other input is sliced after a run-time check
+    that its shape is the reference's (else the whole-array code runs)."""
+    outs = node.outputs
+    od = em.dims(outs[0])
+    if not od or not od[0] or any(em.dims(o) != od for o in outs[1:]):
         return None
-    od = em.dims(out)
-    if not od:
+    if any(o.type.dtype not in ("float32", "float64", "complex64", "complex128")
+           for o in outs):
         return None
-    ref = None
-    sliced = set()
-    for k, i in enumerate(node.inputs):
-        d = em.dims(i)
+    if len(set(node.op.program.outputs)) != len(outs):
+        return None
+    ins = node.inputs
+    dims = [em.dims(i) for i in ins]
+    ref = next((k for k, i in enumerate(ins) if not isinstance(i, Constant) and dims[k] == od),
+               None)
+    if ref is None:
+        # an input with no axis known to be 1 where the output's is not: checked at run time
+        ref = next((k for k, i in enumerate(ins) if not isinstance(i, Constant) and all(
+            d or not o for d, o in zip(dims[k], od))), None)
+        if ref is None:
+            return None
+    rd = dims[ref]
+    sliced, checked = set(), []
+    for k, i in enumerate(ins):
+        d = dims[k]
         if isinstance(i, Constant):
-            if d[0]:
+            if any(d):
                 return None
             continue
-        if d == od and ref is None:
-            ref = k
-        if d[0] == od[0]:
+        if d == rd:
             sliced.add(k)
-        elif d[0]:
-            return None  # neither the output's length nor 1 there: cannot tell at compile time
-    if ref is None:
-        return None
-    return ref, sliced
+        elif not d[0] and all(not a or a == b for a, b in zip(d, rd)):
+            continue  # broadcast along the blocks: passed whole
+        else:
+            sliced.add(k)
+            checked.append(k)
+    # every output must depend on an input of the reference's shape
+    for deps in node.op.output_dependencies():
+        if not any(k in sliced for k in deps):
+            return None
+    return ref, sliced, checked
 
 
 def _emit_program(em, node, in_texts, final_dest):
     """Emit the steps of a fused node over the given input texts; the output texts.
 
-    ``final_dest``: an expression (e.g. an output slice) the single output is written to.
+    ``final_dest``: an expression (e.g. an output slice) the single output is written to,
+    or a list of such expressions, one per output.
     """
     from symgrad.tensor.rewriting.dims import bcast_dims
 
@@ -613,11 +679,17 @@ def _emit_program(em, node, in_texts, final_dest):
     inplace_inputs = {k for _, k in op.inplace} if final_dest is None else set()
     last = prog.last_uses()
     outputs = set(prog.outputs)
+    dest_of: dict = {}
+    if isinstance(final_dest, str):
+        dest_of[prog.outputs[0]] = [final_dest]
+    elif final_dest is not None:
+        for j, d in zip(prog.outputs, final_dest):
+            dest_of.setdefault(j, []).append(d)
     results: list[_Arg] = []
     fresh: list[bool] = []
     free: list = []  # (name, dims, dtype) of dead buffers
     one = frozenset()
-    if final_dest is not None and final_dest.isidentifier() and len(prog.outputs) == 1:
+    if isinstance(final_dest, str) and final_dest.isidentifier() and len(prog.outputs) == 1:
         # A whole array to write into: earlier steps of the output's shape may use it too.
         step_dims = []
         for _, refs, _ in prog.steps:
@@ -656,8 +728,9 @@ def _emit_program(em, node, in_texts, final_dest):
                 free.append((a.text, a.dims, node.inputs[ref[1]].type.dtype))
         form = _ufunc_form(sop)
         dest = None
-        if final_dest is not None and j in outputs:
-            dest = final_dest
+        dests = dest_of.get(j)
+        if dests is not None:
+            dest = dests[0]
             target = em.local()
         else:
             if ndim > 0 and (form is not None or sop.name in _RECIPES):
@@ -670,8 +743,10 @@ def _emit_program(em, node, in_texts, final_dest):
             target = dest if dest is not None else em.local()
         em.dest_used = False
         is_fresh = _emit_step(em, sop, args, dtype, ndim, dims, dest, target)
-        if final_dest is not None and j in outputs and not em.dest_used:
-            em.emit(f"{final_dest}{'[...]' if final_dest.isidentifier() else ''} = {target}")
+        if dests is not None:
+            for k, d in enumerate(dests):
+                if k or not em.dest_used:
+                    em.emit(f"{d}{'[...]' if d.isidentifier() else ''} = {target}")
         results.append(_Arg(target, dtype, dims, ("s", j)))
         fresh.append(is_fresh)
     return [results[oi].text for oi in prog.outputs]

@@ -1,0 +1,98 @@
+"""The Python backend's blocked loops for large fused nodes (one or several outputs) and
+its copy-free ``fill``: values against NumPy on both the blocked and the whole-array path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import symgrad
+import symgrad.tensor as st
+from symgrad.backends import python as backend
+
+BIG = 3 * backend.CHUNK_THRESHOLD + 17  # several blocks and a short last one
+
+
+def _source(f):
+    return f.executable.source
+
+
+def test_several_outputs_fill_their_buffers_block_by_block():
+    x, v = st.dvectors("x", "v")
+    t = st.exp(x) * v
+    f = symgrad.function([x, v], [t * 2 + 1, st.tanh(t) - x])
+    assert "for " in _source(f)
+    rng = np.random.default_rng(0)
+    for n in (BIG, 10):
+        xv, vv = rng.standard_normal(n), rng.standard_normal(n)
+        a, b = f(xv, vv)
+        tv = np.exp(xv) * vv
+        np.testing.assert_allclose(a, tv * 2 + 1)
+        np.testing.assert_allclose(b, np.tanh(tv) - xv)
+
+
+def test_an_input_of_unproven_shape_is_checked_at_run_time():
+    x, v = st.dvectors("x", "v")
+    f = symgrad.function([x, v], [st.exp(x) * v + 1, x * v])
+    xv = np.linspace(-1, 1, BIG)
+    one = np.array([0.5])  # broadcasts: the blocked loop must not slice it
+    a, b = f(xv, one)
+    np.testing.assert_allclose(a, np.exp(xv) * 0.5 + 1)
+    np.testing.assert_allclose(b, xv * 0.5)
+    with pytest.raises(ValueError):
+        f(xv, np.ones(5))
+
+
+def test_matrix_blocks_with_row_and_column_operands():
+    m = st.dmatrix("m")
+    row, col = st.row("row"), st.col("col")
+    f = symgrad.function([m, row, col], [st.exp(m) * row + col, st.tanh(m * col)])
+    rng = np.random.default_rng(1)
+    for rows, cols in ((BIG // 50, 50), (3, 4), (BIG, 1)):
+        mv = rng.standard_normal((rows, cols))
+        rv, cv = rng.standard_normal((1, cols)), rng.standard_normal((rows, 1))
+        a, b = f(mv, rv, cv)
+        np.testing.assert_allclose(a, np.exp(mv) * rv + cv)
+        np.testing.assert_allclose(b, np.tanh(mv * cv))
+
+
+def test_in_place_fused_node_in_blocks():
+    a, b = st.dmatrices("a", "b")
+    d = st.dot(a, b)
+    f = symgrad.function([a, b], st.exp(d) * 0.5 + d)
+    rng = np.random.default_rng(2)
+    av, bv = rng.standard_normal((BIG // 64, 8)) * 0.3, rng.standard_normal((8, 64)) * 0.3
+    dv = av @ bv
+    np.testing.assert_allclose(f(av, bv), np.exp(dv) * 0.5 + dv)
+
+
+def test_fill_reuses_its_operand_without_a_copy_and_still_broadcasts():
+    x, v = st.dvectors("x", "v")
+    filled = st.fill(x, v)
+    f = symgrad.function([x, v], [filled[1:] * 2, filled[::2]])
+    assert "a1 if a1.shape == a0.shape else" in _source(f)  # no copy when shapes agree
+    xv, vv = np.arange(6.0), np.arange(6.0) + 10
+    a, b = f(xv, vv)
+    np.testing.assert_array_equal(a, vv[1:] * 2)
+    np.testing.assert_array_equal(b, vv[::2])
+    b[...] = -1  # an output viewing the caller's array is a copy
+    np.testing.assert_array_equal(vv, np.arange(6.0) + 10)
+    a, b = f(xv, np.array([3.0]))
+    np.testing.assert_array_equal(a, np.full(5, 6.0))
+    np.testing.assert_array_equal(b, np.full(3, 3.0))
+
+
+def test_rosenbrock_hessian_vector_product_in_blocks():
+    from scipy.optimize import rosen_hess_prod
+
+    x, v = st.dvectors("x", "v")
+    f = st.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
+    g = symgrad.grad(f, x)
+    hv_grad = symgrad.function([x, v], symgrad.grad(st.sum(g * v), x))
+    hv_rop = symgrad.function([x, v], symgrad.Rop(g, x, v))
+    rng = np.random.default_rng(5)
+    for n in (BIG, 7):
+        xv, vv = rng.uniform(-1.5, 1.5, n), rng.standard_normal(n)
+        ref = rosen_hess_prod(xv, vv)
+        np.testing.assert_allclose(hv_grad(xv, vv), ref, rtol=1e-12, atol=1e-9)
+        np.testing.assert_allclose(hv_rop(xv, vv), ref, rtol=1e-12, atol=1e-9)
