@@ -794,7 +794,16 @@ def specify_shape(x, shape):
     return SpecifyShape(mask)(x, *[s for s in shape if s is not None])
 
 
-from symgrad.tensor.creation import *  # noqa: E402, F403
-from symgrad.tensor.creation import __all__ as _creation_all  # noqa: E402
+# The creation functions are re-exported from here, resolved on first use: creation.py
+# imports this module, so either may be imported first.
+_CREATION_NAMES = ("ARange", "Eye", "Repeat", "RepeatGrad", "zeros", "ones", "full",
+                   "zeros_like", "ones_like", "full_like", "arange", "eye", "repeat", "tile")
+__all__ += _CREATION_NAMES
 
-__all__ += _creation_all
+
+def __getattr__(name):
+    if name in _CREATION_NAMES:
+        from symgrad.tensor import creation
+
+        return getattr(creation, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
