@@ -35,6 +35,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from symgrad._lazy import loaded_attr
 from symgrad.graph.basic import Constant
 from symgrad.tensor.basic import python_scalar_dtype as _weak_dtype
 
@@ -574,12 +575,14 @@ def _emit_fused(em, node, dest=None):
             for r in refs:
                 if r[0] == "i":
                     last_read[r[1]] = j
-        inplace = dict(op.inplace)
+        # buffers the outputs may take: the in-place input, dead fresh inputs
+        spare = [k for _, k in op.inplace] + sorted(_dead_fresh_inputs(em, node))
         empty = None
         for idx, (o, t) in enumerate(zip(node.outputs, targets)):
-            k = inplace.get(idx)
-            if k is not None and k in sliced and last_read.get(k, -1) <= prog.outputs[idx] \
-                    and prog.outputs.count(prog.outputs[idx]) == 1:
+            k = next((k for k in spare if k in sliced and last_read.get(k, -1)
+                      <= prog.outputs[idx] and node.inputs[k].type.dtype == o.type.dtype), None)
+            if k is not None:
+                spare.remove(k)
                 em.emit(f"{t} = {em.expr(node.inputs[k])}")
             else:
                 if empty is None:
@@ -677,6 +680,8 @@ def _emit_program(em, node, in_texts, final_dest):
     in_args = [_Arg(t, _probe_of(_input_probe(i)), em.dims(i), ("i", k))
                for k, (t, i) in enumerate(zip(in_texts, node.inputs))]
     inplace_inputs = {k for _, k in op.inplace} if final_dest is None else set()
+    if final_dest is None and ndim > 0:
+        inplace_inputs |= _dead_fresh_inputs(em, node)
     last = prog.last_uses()
     outputs = set(prog.outputs)
     dest_of: dict = {}
@@ -733,6 +738,7 @@ def _emit_program(em, node, in_texts, final_dest):
             dest = dests[0]
             target = em.local()
         else:
+            checked = None
             if ndim > 0 and (form is not None or sop.name in _RECIPES):
                 forbidden = {a.text for a in args[2:]} if form is not None and form[2] else set()
                 for n_, (name, fd, fdt) in enumerate(free):
@@ -740,7 +746,21 @@ def _emit_program(em, node, in_texts, final_dest):
                         dest = name
                         del free[n_]
                         break
+                else:
+                    # a dead buffer whose shape the dims analysis cannot prove: used when
+                    # the operands it must match have its shape at run time
+                    for n_, (name, fd, fdt) in enumerate(free):
+                        if fdt != dtype or name in forbidden or len(fd) != len(dims):
+                            continue
+                        tests = [f"{a.text}.shape == {name}.shape" for a in args
+                                 if a.dims != fd and any(a.dims) and a.text != name]
+                        if tests and not (form is not None and form[2] and len(args) > 2):
+                            checked = f"({name} if {' and '.join(tests)} else None)"
+                            del free[n_]
+                            break
             target = dest if dest is not None else em.local()
+            if checked is not None:
+                dest = checked
         em.dest_used = False
         is_fresh = _emit_step(em, sop, args, dtype, ndim, dims, dest, target)
         if dests is not None:
@@ -750,6 +770,25 @@ def _emit_program(em, node, in_texts, final_dest):
         results.append(_Arg(target, dtype, dims, ("s", j)))
         fresh.append(is_fresh)
     return [results[oi].text for oi in prog.outputs]
+
+
+def _dead_fresh_inputs(em, node):
+    """Inputs of ``node`` whose buffer it may overwrite once it has read them: arrays this
+    call allocated (see ``produces_fresh``) that nothing else reads, passed once."""
+    from symgrad.tensor.rewriting.inplace import produces_fresh
+
+    clients = em.fgraph.clients
+    found = set()
+    for k, i in enumerate(node.inputs):
+        if isinstance(i, Constant) or i.owner is None or i.type.ndim == 0:
+            continue
+        if sum(1 for j in node.inputs if j is i) != 1:
+            continue
+        if any(c is not node for c, _ in clients.get(i, ((None, 0),))):
+            continue
+        if produces_fresh(i):
+            found.add(k)
+    return found
 
 
 def _shape_tuple(shape):
@@ -845,7 +884,7 @@ def can_emit_into(node) -> bool:
     """Whether :func:`emit_node_into` can write ``node``'s output into a given array."""
     from symgrad.tensor.elemwise import Elemwise
     from symgrad.tensor.fusion import FusedElemwise
-    from symgrad.tensor.linalg import Dot
+    Dot = loaded_attr("symgrad.tensor.linalg", "Dot")  # (None: no Dot node exists)
 
     op = node.op
     if len(node.outputs) != 1 or node.outputs[0].type.ndim == 0:
@@ -863,7 +902,7 @@ def emit_node_into(em, node, dest):
     (of the output's shape and dtype, C-contiguous; no input of the node): with ``out=``
     where numpy allows it, else computed and copied. Check :func:`can_emit_into` first."""
     from symgrad.tensor.elemwise import Elemwise
-    from symgrad.tensor.linalg import Dot
+    Dot = loaded_attr("symgrad.tensor.linalg", "Dot")  # (None: no Dot node exists)
 
     kind = type(node.op)
     if kind is Dot:
@@ -945,7 +984,7 @@ def emit_nodes(em, nodes, profile=None, into=None):
     """
     from symgrad.tensor.elemwise import DimShuffle, Elemwise, SumTo
     from symgrad.tensor.fusion import FusedElemwise
-    from symgrad.tensor.linalg import Dot
+    Dot = loaded_attr("symgrad.tensor.linalg", "Dot")  # (None: no Dot node exists)
 
     for n, node in enumerate(nodes):
         op = node.op

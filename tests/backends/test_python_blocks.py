@@ -96,3 +96,28 @@ def test_rosenbrock_hessian_vector_product_in_blocks():
         ref = rosen_hess_prod(xv, vv)
         np.testing.assert_allclose(hv_grad(xv, vv), ref, rtol=1e-12, atol=1e-9)
         np.testing.assert_allclose(hv_rop(xv, vv), ref, rtol=1e-12, atol=1e-9)
+
+
+def test_dead_fresh_operand_reused_when_shapes_agree_at_run_time():
+    a, b, w = st.dmatrices("a", "b", "w")
+    f = symgrad.function([a, b, w], w - 0.1 * st.dot(a.T, b))
+    src = _source(f)
+    assert ".shape == " in src and "else None)" in src  # out= chosen at run time
+    rng = np.random.default_rng(3)
+    for rows in (3, BIG // 40):
+        av, bv = rng.standard_normal((5, rows)), rng.standard_normal((5, 40))
+        for wv in (rng.standard_normal((rows, 40)), rng.standard_normal((1, 40))):
+            np.testing.assert_allclose(f(av, bv, wv), wv - 0.1 * av.T @ bv)
+            # the caller's arrays are untouched
+            assert np.all(np.isfinite(av)) and wv.shape[1] == 40
+
+
+def test_chained_product_with_broadcast_operands_and_a_dead_buffer():
+    x = st.dvector("x")
+    y = st.exp(x.dimshuffle("x", 0, "x"))
+    c1 = st.constant(np.arange(2.0).reshape(2, 1, 1) + 1)
+    c2 = st.constant(np.arange(5.0).reshape(1, 1, 5))
+    f = symgrad.function([x], y * c1 * c2)
+    xv = np.array([0.1, 0.2])
+    np.testing.assert_allclose(f(xv), np.exp(xv)[None, :, None] * (np.arange(2.0).reshape(
+        2, 1, 1) + 1) * np.arange(5.0).reshape(1, 1, 5))
