@@ -142,37 +142,44 @@ def function(inputs, outputs=None, updates=None, givens=None, mode=None, name=No
         out_vars = rebuilt[: len(out_vars)]
         update_pairs = [(v, e) for (v, _), e in zip(update_pairs, rebuilt[len(out_vars):])]
 
-    all_outputs = out_vars + [e for _, e in update_pairs]
-    explicit = [s.variable for s in in_specs]
-    graph_roots = [v for v in ancestors(all_outputs) if v.owner is None]
-    shared_inputs = []
-    for v in graph_roots:
-        if isinstance(v, SharedVariable) and v not in seen:
-            shared_inputs.append(v)
-    for var, _ in update_pairs:
-        if var not in seen and var not in shared_inputs:
-            shared_inputs.append(var)
+    from symgrad.compile.pipeline import compile_graph, no_gc
 
-    _check_unused(in_specs, all_outputs, on_unused_input)
-    fgraph = FunctionGraph(explicit + shared_inputs, all_outputs, clone=True)
-    from symgrad.compile.pipeline import compile_graph
+    # no cyclic garbage collection while the graph is copied and compiled: it allocates
+    # many small objects and frees few, and full collections over a large graph cost
+    # more than the whole compilation
+    with no_gc():
+        all_outputs = out_vars + [e for _, e in update_pairs]
+        explicit = [s.variable for s in in_specs]
+        used = ancestors(all_outputs)
+        graph_roots = [v for v in used if v.owner is None]
+        shared_inputs = []
+        for v in graph_roots:
+            if isinstance(v, SharedVariable) and v not in seen:
+                shared_inputs.append(v)
+        for var, _ in update_pairs:
+            if var not in seen and var not in shared_inputs:
+                shared_inputs.append(var)
 
-    executable, fgraph = compile_graph(fgraph, mode, n_explicit=len(explicit),
-                                       mutable=[s.mutable for s in in_specs], profile=profile)
-    maker = FunctionMaker(fgraph, in_specs, out_specs, mode)
-    fn = Function(maker, executable, single, shared_inputs, update_pairs,
-                  allow_input_downcast, name, outputs is None)
-    return fn
+        _check_unused(in_specs, used, on_unused_input)
+        fgraph = FunctionGraph(explicit + shared_inputs, all_outputs, clone=True)
+        executable, fgraph = compile_graph(fgraph, mode, n_explicit=len(explicit),
+                                           mutable=[s.mutable for s in in_specs], profile=profile)
+        maker = FunctionMaker(fgraph, in_specs, out_specs, mode)
+        fn = Function(maker, executable, single, shared_inputs, update_pairs,
+                      allow_input_downcast, name, outputs is None)
+        return fn
 
 
-def _check_unused(in_specs, all_outputs, on_unused_input):
+def _check_unused(in_specs, used, on_unused_input):
+    """``used``: every variable the outputs depend on (``ancestors`` of the outputs)."""
     if on_unused_input == "ignore":
         return
-    used = ancestors(all_outputs)
     used_set = set(used)
     derivative_points = set()
     for v in used:
-        derivative_points.update(getattr(v.tag, "derivative_wrt", ()))
+        tag = getattr(v, "_tag", None)  # never create a tag just to look (clone copies tags)
+        if tag is not None:
+            derivative_points.update(getattr(tag, "derivative_wrt", ()))
     for k, spec in enumerate(in_specs):
         v = spec.variable
         if v in used_set or v in derivative_points:

@@ -119,13 +119,13 @@ class Tag:
 class Apply:
     """One application of ``op`` to ``inputs``, producing ``outputs``."""
 
-    __slots__ = ("op", "inputs", "outputs", "tag", "__weakref__")
+    __slots__ = ("op", "inputs", "outputs", "_tag", "__weakref__")
 
     def __init__(self, op: Op, inputs: Sequence[Variable], outputs: Sequence[Variable]):
         self.op = op
         self.inputs = list(inputs)
         self.outputs = list(outputs)
-        self.tag = Tag()
+        self._tag = None
         for i, out in enumerate(self.outputs):
             if out.owner is not None and out.owner is not self:
                 raise ValueError(f"output {out} of {op} already has an owner")
@@ -134,6 +134,17 @@ class Apply:
         for inp in self.inputs:
             if not isinstance(inp, Variable):
                 raise TypeError(f"{op}: every input must be a Variable, got {type(inp).__name__}")
+
+    @property
+    def tag(self) -> Tag:
+        """Free-form annotations (created on first use, like a Variable's)."""
+        if self._tag is None:
+            self._tag = Tag()
+        return self._tag
+
+    @tag.setter
+    def tag(self, value: Tag) -> None:
+        self._tag = value
 
     @property
     def out(self) -> Variable:

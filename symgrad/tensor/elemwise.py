@@ -23,7 +23,7 @@ import numpy as np
 from symgrad.graph.basic import Apply, Op
 from symgrad.tensor.basic import as_tensor_variable, constant
 from symgrad.tensor.type import TensorType, discrete_dtypes, normalize_dtype
-from symgrad.tensor.variable import TensorConstant
+from symgrad.tensor.variable import TensorConstant, TensorVariable
 
 
 class ShapeMismatchError(ValueError):
@@ -161,9 +161,24 @@ def _pad_to_ndim(var, ndim: int):
     if var.ndim == ndim:
         return var
     if isinstance(var, TensorConstant):
-        data = var.data.reshape((1,) * (ndim - var.ndim) + var.data.shape)
+        data = np.asarray(var.data)
+        data = data.reshape((1,) * (ndim - data.ndim) + data.shape)
+        if not data.flags.writeable and data.dtype == _np_dtype(var.dtype):
+            # a view of a constant's read-only data is as private as a copy
+            return TensorConstant(TensorType(var.dtype, data.shape), data, weak=var.weak)
         return constant(data, dtype=var.dtype, weak=var.weak)
-    return DimShuffle(var.ndim, ("x",) * (ndim - var.ndim) + tuple(range(var.ndim)))(var)
+    return _expand_op(var.ndim, ndim)(var)
+
+
+@functools.lru_cache(maxsize=64)
+def _np_dtype(name: str) -> np.dtype:
+    return np.dtype(name)
+
+
+@functools.lru_cache(maxsize=64)
+def _expand_op(ndim: int, to_ndim: int):
+    """The DimShuffle adding ``to_ndim - ndim`` leading broadcastable axes (ops are values)."""
+    return DimShuffle(ndim, ("x",) * (to_ndim - ndim) + tuple(range(ndim)))
 
 
 class Elemwise(Op):
@@ -186,21 +201,38 @@ class Elemwise(Op):
         sop = self.scalar_op
         if sop.nin >= 0 and len(inputs) != sop.nin:
             raise TypeError(f"{sop.name} takes {sop.nin} inputs, got {len(inputs)}")
-        inputs = _as_tensors_with_weak_scalars(inputs)
-        ndim = max(i.ndim for i in inputs)
+        # (the hot path of building and rewriting graphs: no generic helpers per input)
+        inputs = [i if isinstance(i, _TENSOR_CLASSES) else as_tensor_variable(i) for i in inputs]
         given = [i.type.shape for i in inputs]
-        inputs = [_pad_to_ndim(i, ndim) for i in inputs]
-        try:
-            shape = broadcast_static_shapes(sop.name, [i.type.shape for i in inputs])
-        except ShapeMismatchError as exc:
-            if all(len(g) == ndim for g in given):
-                raise
-            # name the shapes as given, not as padded with leading 1s
-            raise ShapeMismatchError(
-                f"{sop.name}: shapes {' and '.join(_fmt(g) for g in given)} cannot broadcast "
-                f"({str(exc).rpartition('(')[2]}") from None
-        dtype = sop.result_dtype(inputs)
-        return Apply(self, inputs, [TensorType(dtype, shape)()])
+        ndim = max(map(len, given))
+        first = given[0]
+        same = True
+        for g in given:
+            if g != first:
+                same = False
+                break
+        if same:
+            shape = first  # nothing to pad, nothing that could fail to broadcast
+        else:
+            if any(len(g) != ndim for g in given):
+                inputs = [_pad_to_ndim(i, ndim) for i in inputs]
+            try:
+                shape = broadcast_static_shapes(sop.name, [i.type.shape for i in inputs])
+            except ShapeMismatchError as exc:
+                if all(len(g) == ndim for g in given):
+                    raise
+                # name the shapes as given, not as padded with leading 1s
+                raise ShapeMismatchError(
+                    f"{sop.name}: shapes {' and '.join(_fmt(g) for g in given)} cannot "
+                    f"broadcast ({str(exc).rpartition('(')[2]}") from None
+        dtype = _result_dtype(sop, inputs)
+        ttype = _TYPES.get((dtype, shape))
+        if ttype is None:
+            ttype = TensorType(dtype, shape)
+            if len(_TYPES) > 4096:
+                _TYPES.clear()
+            _TYPES[(dtype, shape)] = ttype
+        return Apply(self, inputs, [TensorVariable(ttype)])
 
     def make_thunk_function(self, node):
         impl = self.scalar_op.numpy_impl
@@ -305,6 +337,22 @@ class _TensorLikeMeta(type):
 
 class _TensorLike(metaclass=_TensorLikeMeta):
     """isinstance(x, _TensorLike): x is a tensor variable (not a marker)."""
+
+
+_TENSOR_CLASSES = (TensorVariable, TensorConstant)
+_TYPES: dict = {}  # (dtype, shape) -> TensorType: types are values, one instance serves all
+_DTYPES: dict = {}  # (scalar op, (input dtype, weak)...) -> output dtype
+
+
+def _result_dtype(sop, inputs) -> str:
+    """``sop.result_dtype(inputs)``, memoised on the input dtypes and weakness."""
+    key = (sop, tuple([(i.type.dtype, isinstance(i, TensorConstant) and i.weak) for i in inputs]))
+    dtype = _DTYPES.get(key)
+    if dtype is None:
+        dtype = sop.result_dtype(inputs)
+        if sop.output_dtype is None:  # numpy's answer; a rule may read the config (floatX)
+            _DTYPES[key] = dtype
+    return dtype
 
 
 def _as_tensors_with_weak_scalars(inputs):
