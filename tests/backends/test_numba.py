@@ -94,10 +94,10 @@ _CACHE_SCRIPT = textwrap.dedent("""
     f = symgrad.function([x, W], [h, symgrad.grad(st.sum(h * x), W)], mode="NUMBA")
     out = f(np.arange(3.0), np.ones((3, 3)))
     seconds = time.perf_counter() - t
-    (segment,) = f.executable.program
-    stats = segment.fn.stats
-    print(seconds, sum(stats.cache_hits.values()), sum(stats.cache_misses.values()),
-          f.executable.module.__file__)
+    kernels = f.executable.program
+    hits = sum(sum(k.fn.stats.cache_hits.values()) for k in kernels)
+    misses = sum(sum(k.fn.stats.cache_misses.values()) for k in kernels)
+    print(seconds, len(kernels), hits, misses, kernels[0].module.__file__)
 """)
 
 
@@ -109,11 +109,12 @@ def test_disk_cache_second_process_is_fast(tmp_path):
         proc = subprocess.run([sys.executable, "-c", _CACHE_SCRIPT], env=env, capture_output=True,
                               text=True, timeout=600, cwd=os.getcwd())
         assert proc.returncode == 0, proc.stderr
-        seconds, hits, misses, path = proc.stdout.split()
-        runs.append((float(seconds), int(hits), int(misses)))
+        seconds, n, hits, misses, path = proc.stdout.split()
+        runs.append((float(seconds), int(n), int(hits), int(misses)))
         assert path.startswith(str(tmp_path / "numba"))
-    (cold, cold_hits, cold_misses), (warm, warm_hits, warm_misses) = runs
-    assert (cold_hits, cold_misses) == (0, 1)
-    # the second process loads the machine code from disk instead of compiling
-    assert (warm_hits, warm_misses) == (1, 0)
+    (cold, n, cold_hits, cold_misses), (warm, n2, warm_hits, warm_misses) = runs
+    assert n == n2 >= 1
+    assert (cold_hits, cold_misses) == (0, n)
+    # the second process loads every kernel's machine code from disk instead of compiling
+    assert (warm_hits, warm_misses) == (n, 0)
     assert warm < cold, runs

@@ -85,230 +85,324 @@ def _load_module(source: str):
 
 # -- planning ----------------------------------------------------------------------------------------
 
-class _Segment:
-    def __init__(self, module_writer):
-        self.fw = FunctionWriter(module_writer)
-        self.fw.auto_inputs = []
-        self.nodes = []
-        self.name = None
-        self.outputs = []
-        self.size = 0   # lines of source once helpers are inlined
+_BUILTIN: dict = dict(codegen.GENERATORS)
 
-    @property
-    def inputs(self):
-        return self.fw.auto_inputs
+# The op classes whose nodes become numba kernels; every other node runs as numpy code in
+# the generated Python glue (numpy's shape ops, indexing, BLAS dot and vectorised
+# reductions need no compiling). Classes registered with :func:`register` after import
+# become kernels too.
+_KERNEL_CLASS_NAMES = frozenset({"Elemwise", "FusedElemwise", "Scan", "LinearRecurrence"})
 
 
-# The most source lines (helpers inlined) one jitted function gets: numba compiles a large
-# function more slowly than several small ones (and very large ones overflow its recursion).
-SEGMENT_LINES = 300
+def _is_kernel(node) -> bool:
+    op = node.op
+    cls = type(op)
+    if codegen.GENERATORS.get(cls) is not _BUILTIN.get(cls, None):
+        return True  # a generator registered by the user
+    name = cls.__name__
+    if name not in _KERNEL_CLASS_NAMES:
+        return False
+    if name == "Elemwise" and op.scalar_op.name == "second":
+        return False  # a fill: numpy's own broadcast copy
+    if name in ("Elemwise", "FusedElemwise"):
+        # loops over float arrays; integer and 0-d elementwise nodes (shape arithmetic)
+        # are cheaper as numpy calls than as compiled kernels
+        return (any(getattr(o.type, "ndim", 0) > 0 and np.dtype(o.type.dtype).kind in "fc"
+                    for o in node.outputs)
+                and any(getattr(i.type, "ndim", 0) > 0 for i in node.inputs))
+    return True
+
+
+class Kernel:
+    """The generated source of one node as a jitted function of its own.
+
+    The source depends only on the node's op, input types and constants (never on where
+    the node sits in a graph), so an identical node in another graph, or in another process,
+    reuses the compiled kernel (the module is keyed by its source, see :func:`_load_module`).
+    """
+
+    def __init__(self, node, one_loop=True):
+        module = ModuleWriter()
+        fw = FunctionWriter(module)
+        fw.one_loop = one_loop
+        fw.pool = True
+        self.params = []
+        for i in node.inputs:
+            if isinstance(i, Constant) or i in fw.names:
+                continue
+            fw.add_input(i)
+            self.params.append(i)
+        fw.node(node)  # raises Unsupported
+        self.name = fw.function("kernel", node.outputs, root=True)
+        self.consts = [np.asarray(c.data) for c in fw.const_params]
+        # the outputs (in parameter order) that may be written into a buffer passed in
+        self.buf_outputs = list(fw.pool_outputs)
+        self.source = module.source()
+        self.node = node
 
 
 def _plan(fgraph):
-    """Split the graph into numba segments and fallback nodes."""
-    module = ModuleWriter()
-    steps = []
-    current = None
+    """Decide for each node: a numba kernel (a :class:`Kernel`) or Python glue (None)."""
+    plan = []
     for node in fgraph.toposort():
         reason = None
         if codegen.lookup(node.op) is None:
             reason = "numba has no implementation of it"
-        else:
-            if current is None:
-                seg = _Segment(module)
-                seg.fw.clients = fgraph.clients
-                seg.fw.graph_outputs = frozenset(fgraph.outputs)
-            else:
-                seg = current
-            before = len(seg.fw.lines)
+        elif _is_kernel(node):
             try:
-                seg.fw.node(node)
+                plan.append((node, Kernel(node)))
+                continue
             except Unsupported as exc:
                 reason = str(exc)
-            else:
-                seg.nodes.append(node)
-                seg.size += len(module.inline(seg.fw.lines[before:]))
-                if current is None:
-                    current = seg
-                    steps.append(seg)
-                if seg.size > SEGMENT_LINES:
-                    current = None  # numba's compile time grows faster than the function
-                continue
-        warnings.warn(f"the numba backend runs {node.op} with the Python backend's "
-                      f"implementation ({reason}); it is slower and splits the compiled code",
-                      NumbaFallbackWarning, stacklevel=6)
-        steps.append(node)
-        current = None
-    # what each segment must return: values used after it, and graph outputs
-    needed_later: dict = {}
-    for k, step in enumerate(steps):
-        used = step.inputs if isinstance(step, _Segment) else step.inputs
-        for v in used:
-            needed_later.setdefault(v, set()).add(k)
-    outputs = set(fgraph.outputs)
-    for k, step in enumerate(steps):
-        if not isinstance(step, _Segment):
-            continue
-        produced = [o for n in step.nodes for o in n.outputs]
-        step.outputs = [o for o in produced
-                        if o in outputs or any(j > k for j in needed_later.get(o, ()))]
-        step.name = step.fw.function("segment", step.outputs, root=True)
-    return module, steps
+        if reason is not None:
+            warnings.warn(f"the numba backend runs {node.op} with the Python backend's "
+                          f"implementation ({reason}); it is slower than compiled code",
+                          NumbaFallbackWarning, stacklevel=6)
+        plan.append((node, None))
+    return plan
 
 
 # -- running -----------------------------------------------------------------------------------------
 
-def _is_scalar(var) -> bool:
-    return getattr(var.type, "ndim", None) == 0
-
-
 class NumbaFunction:
-    """The executable of a graph compiled by the numba backend."""
+    """The executable of a graph compiled by the numba backend: generated Python (the default
+    backend's code generator) that calls one jitted kernel per loop node."""
 
     def __init__(self, fgraph):
+        from symgrad.backends import python as pyb
+
         self.fgraph = fgraph
-        module_writer, steps = _plan(fgraph)
-        self.source = module_writer.source()
-        self.module = _load_module(self.source) if any(
-            isinstance(s, _Segment) for s in steps) else None
-        slots = {v: k for k, v in enumerate(fgraph.inputs)}
-        n = len(slots)
-        constants = []
-
-        def slot(v):
-            nonlocal n
-            if v not in slots:
-                slots[v] = n
-                if isinstance(v, Constant):
-                    constants.append((n, v.data))
-                n += 1
-            return slots[v]
-
+        plan = _plan(fgraph)
+        nodes = [n for n, _ in plan]
+        em = pyb._Emitter(fgraph, nodes, None)
+        params = []
+        for k, i in enumerate(fgraph.inputs):
+            em.names[i] = f"a{k}"
+            params.append(f"a{k}")
         program = []
-        for step in steps:
-            if isinstance(step, _Segment):
-                fn = getattr(self.module, step.name)
-                in_slots = [slot(v) for v in step.inputs]
-                scalar_in = [k for k, v in enumerate(step.inputs) if _is_scalar(v)]
-                consts = [np.asarray(c.data) for c in step.fw.const_params]
-                out_slots = [slot(v) for v in step.outputs]
-                scalar_out = [(k, np.dtype(v.type.dtype)) for k, v in enumerate(step.outputs)
-                              if _is_scalar(v)]
-                program.append(_SegmentRunner(self, step, fn, in_slots, scalar_in, consts,
-                                              out_slots, scalar_out))
-            else:
-                in_slots = [slot(v) for v in step.inputs]
-                out_slots = [slot(v) for v in step.outputs]
-                program.append(_NodeRunner(step, in_slots, out_slots))
-        self.out_slots = [slot(v) for v in fgraph.outputs]
-        self.size = n
-        self.constants = constants
+        sources = []
+        n_fallbacks = 0
+        clients = fgraph.clients
+        outputs = set(fgraph.outputs)
+        owned = set()  # fresh arrays that only their one client reads: updated in place
+        returns = []
+        for node, kernel in plan:
+            if kernel is None:
+                n_fallbacks += codegen.lookup(node.op) is None or _is_kernel(node)
+                fn = _inplace_increment(node, owned)
+                if fn is None and not _makes_fresh_array(node):
+                    pyb.emit_nodes(em, [node])
+                    continue
+                # the node's own function (fresh arrays), or its in-place form
+                fname = em.bind(fn or node.op.make_thunk_function(node), "f")
+                target = em.local()
+                em.names[node.outputs[0]] = target
+                em.emit(f"{target} = {fname}({', '.join(em.expr(i) for i in node.inputs)})")
+                out = node.outputs[0]
+                if out not in outputs and len(clients.get(out, ())) == 1:
+                    owned.add(out)
+                continue
+            runner = _KernelRunner(kernel, [o for o in node.outputs if _poolable(o, clients)])
+            program.append(runner)
+            sources.append(kernel.source)
+            fname = em.bind(runner, "n")
+            args = ", ".join(em.expr(i) for i in kernel.params)
+            targets = []
+            for o in node.outputs:
+                targets.append(em.local())
+                em.names[o] = targets[-1]
+            em.emit(f"{', '.join(targets)}, = {fname}({args})")
+            if runner.pooled:
+                returns.append(f"{fname}.give({', '.join(em.names[o] for o in runner.pooled)})")
+            if type(node.op).__name__ in ("Elemwise", "FusedElemwise"):  # fresh arrays
+                owned.update(o for o in node.outputs
+                             if o not in outputs and len(clients.get(o, ())) == 1)
+        for line in returns:  # intermediate buffers, for the next call
+            em.emit(line)
+        outs = pyb.output_texts(em, fgraph.outputs)
+        em.emit(f"return [{', '.join(outs)}]")
+        em.glb["_diagnose"] = pyb._make_diagnose(fgraph, nodes)
+        signature = ", ".join(params)
+        glue = (f"def _symgrad_numba_fn({signature}):\n    try:\n" + "\n".join(em.lines)
+                + f"\n    except Exception as _e:\n        _diagnose(_e, ({signature}"
+                + ("," if len(params) == 1 else "") + "))\n        raise\n")
+        glb, _ = pyb.exec_source(glue, em.glb)
+        self.glue_source = glue
+        self.source = "\n\n".join(sources)
+        self._fn = glb["_symgrad_numba_fn"]
         self.program = program
-        self.n_fallbacks = sum(not isinstance(s, _Segment) for s in steps)
+        self.n_fallbacks = n_fallbacks
         self.profile = None
 
     def __call__(self, *inputs):
-        storage = [None] * self.size
-        storage[:len(inputs)] = inputs
-        for k, v in self.constants:
-            storage[k] = v
-        for step in self.program:
-            step(storage)
-        return [storage[k] for k in self.out_slots]
+        return self._fn(*inputs)
 
 
-class _NodeRunner:
-    def __init__(self, node, in_slots, out_slots):
-        self.node = node
-        self.thunk = node.op.make_thunk_function(node)
-        self.in_slots = in_slots
-        self.out_slots = out_slots
+# Ops that read an array's values without keeping it or a view of it (with the positions of
+# those inputs; None: every input)
+_CONSUMERS = {"Elemwise": None, "FusedElemwise": None, "Sum": None, "Prod": None, "Max": None,
+              "Min": None, "Dot": None, "MatMul": None, "TensorDot": None, "LogSumExp": None,
+              "IncSubtensor": (1,)}
 
-    def __call__(self, storage):
-        args = [storage[k] for k in self.in_slots]
-        try:
-            result = self.thunk(*args)
-        except Exception as exc:
-            from symgrad.backends.python import OpRuntimeError, describe_failure
 
-            raise OpRuntimeError(describe_failure(self.node, args, exc)) from exc
-        if len(self.out_slots) == 1:
-            storage[self.out_slots[0]] = result
+def _poolable(var, clients) -> bool:
+    """Whether ``var``'s array is dead once the function returns: no output, and read only by
+    ops that keep neither it nor a view of it (its buffer then serves the next call)."""
+    users = clients.get(var, ())
+    if not users or getattr(var.type, "ndim", 0) == 0:
+        return False
+    for node, k in users:
+        if not hasattr(node, "op"):
+            return False  # a graph output
+        allowed = _CONSUMERS.get(type(node.op).__name__, ())
+        if allowed is not None and k not in allowed:
+            return False
+    return True
+
+
+class _KernelRunner:
+    """Calls a kernel's jitted function: 0-d inputs as 0-d arrays, 0-d results as numpy
+    scalars of their dtype; a kernel numba fails to compile runs the node's Python
+    implementation instead (with a warning).
+
+    The arrays of ``pooled`` outputs (intermediates nothing keeps) come back through
+    :meth:`give` at the end of a call and are written into by the next call: a large new
+    array costs page faults on every call, more than the loop itself.
+    """
+
+    def __init__(self, kernel, pooled=()):
+        self.kernel = kernel
+        self.pooled = [o for o in kernel.buf_outputs if o in set(pooled)]
+        self._setup_pool()
+        self.node = kernel.node
+        self.module = _load_module(kernel.source)
+        self.fn = getattr(self.module, kernel.name)
+        self.consts = kernel.consts
+        self.scalar_in = [k for k, v in enumerate(kernel.params) if _is_scalar(v)]
+        self.scalar_out = [(k, np.dtype(o.type.dtype)) for k, o in enumerate(self.node.outputs)
+                           if _is_scalar(o)]
+        self.compiled = False
+
+    def _setup_pool(self):
+        outs = self.kernel.buf_outputs
+        self.empty = [np.empty((0,) * o.type.ndim, dtype=o.type.dtype) for o in outs]
+        self.slots = [[] for _ in outs]
+        pos = {o: k for k, o in enumerate(outs)}
+        self.give_slots = [pos[o] for o in self.pooled if o in pos]
+
+    def give(self, *arrays):
+        """Keep these output arrays (the call is over) for the next call to write into."""
+        for k, a in zip(self.give_slots, arrays):
+            slot = self.slots[k]
+            if not slot:
+                slot.append(a)
+
+    def _buffers(self):
+        if not self.give_slots:
+            return self.empty
+        out = list(self.empty)
+        for k in self.give_slots:
+            try:
+                out[k] = self.slots[k].pop()  # (atomic: two threads never share a buffer)
+            except IndexError:
+                pass
+        return out
+
+    def __call__(self, *args):
+        if self.scalar_in:
+            args = list(args)
+            for k in self.scalar_in:
+                if not isinstance(args[k], np.ndarray):
+                    args[k] = np.asarray(args[k])
+        args = [*args, *self._buffers()]
+        if self.compiled:
+            try:
+                results = self.fn(*args, *self.consts)
+            except ValueError as exc:
+                if str(exc) != codegen.SHAPES_DIFFER:
+                    raise
+                results = self._split(args)
         else:
-            for k, r in zip(self.out_slots, result):
-                storage[k] = r
-
-
-class _SegmentRunner:
-    def __init__(self, owner, segment, fn, in_slots, scalar_in, consts, out_slots, scalar_out):
-        self.owner = owner
-        self.segment = segment
-        self.fn = fn
-        self.in_slots = in_slots
-        self.scalar_in = scalar_in
-        self.consts = consts
-        self.out_slots = out_slots
-        self.scalar_out = scalar_out
-        self.compiled_signatures = 0
-
-    def __call__(self, storage):
-        args = [storage[k] for k in self.in_slots]
-        for k in self.scalar_in:
-            if not isinstance(args[k], np.ndarray):
-                args[k] = np.asarray(args[k])
-        args += self.consts
-        fn = self.fn
-        if len(fn.signatures) == self.compiled_signatures:
             results = self._first_call(args)
-        else:
-            results = fn(*args)
         if self.scalar_out:
             results = list(results)
             for k, dtype in self.scalar_out:
                 results[k] = np.asarray(results[k], dtype=dtype)
-        for k, r in zip(self.out_slots, results):
-            storage[k] = r
+        return results
 
     def _first_call(self, args):
         """A call that may compile: numba's own warnings are silenced, and a failure to
-        compile falls back to the Python backend for this segment (with a warning)."""
+        compile falls back to the Python backend for this node (with a warning)."""
         from numba.core.errors import NumbaError
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=numba.NumbaWarning)
             try:
-                results = self.fn(*args)
+                results = self.fn(*args, *self.consts)
+            except ValueError as exc:
+                if str(exc) != codegen.SHAPES_DIFFER:
+                    raise
+                return self._split(args)
             except (NumbaError, RecursionError) as exc:
-                ops = sorted({str(n.op) for n in self.segment.nodes})[:5]
-                warnings.warn(f"numba could not compile a segment of {len(self.segment.nodes)} "
-                              f"nodes ({', '.join(ops)}, ...): {str(exc).splitlines()[0]}; "
-                              "running it with the Python backend", NumbaFallbackWarning,
-                              stacklevel=4)
-                self.fn = self._python_segment()
-                self.compiled_signatures = -1
+                warnings.warn(f"numba could not compile {self.node.op}: "
+                              f"{str(exc).splitlines()[0]}; running it with the Python backend",
+                              NumbaFallbackWarning, stacklevel=4)
+                self.fn = self._python_node()
+                self.consts = []
+                self.compiled = True
                 return self.fn(*args)
-        self.compiled_signatures = len(self.fn.signatures)
+        self.compiled = True
         return results
 
-    def _python_segment(self):
-        seg = self.segment
-        program = [(n, n.op.make_thunk_function(n)) for n in seg.nodes]
-        inputs, outputs = list(seg.inputs), list(seg.outputs)
+    def _split(self, args):
+        """Switch to the kernel computing each output in a loop of its own (the outputs of a
+        fused node have different shapes); returns its results for ``args``."""
+        kernel = Kernel(self.node, one_loop=False)
+        runner = _KernelRunner(kernel)
+        self.kernel, self.module, self.fn = kernel, runner.module, runner.fn
+        self.consts = runner.consts
+        self.compiled = False
+        n = len(self.empty)
+        self._setup_pool()
+        return self._first_call(args[:len(args) - n] + self._buffers())
 
-        class _Interpreted:
-            signatures = ()
+    def _python_node(self):
+        from symgrad.backends.python import constant_value
 
-            def __call__(self, *args):
-                env = dict(zip(inputs, args))
-                for node, thunk in program:
-                    values = [env[i] if i in env else i.data for i in node.inputs]
-                    result = thunk(*values)
-                    if len(node.outputs) == 1:
-                        env[node.outputs[0]] = result
-                    else:
-                        env.update(zip(node.outputs, result))
-                return [env[o] if o in env else o.data for o in outputs]
-        return _Interpreted()
+        node = self.node
+        thunk = node.op.make_thunk_function(node)
+        params = self.kernel.params
+        single = len(node.outputs) == 1
+
+        def run(*args):  # (the buffers passed last are not used)
+            env = dict(zip(params, args))
+            result = thunk(*[env[i] if i in env else constant_value(i) for i in node.inputs])
+            return (result,) if single else tuple(result)
+        return run
+
+
+def _makes_fresh_array(node) -> bool:
+    """A node whose own function returns a new array (a fill; an increment copies its input)."""
+    name = type(node.op).__name__
+    if name == "Elemwise":
+        return node.op.scalar_op.name == "second" and node.outputs[0].type.ndim > 0
+    return name == "IncSubtensor"
+
+
+def _inplace_increment(node, owned):
+    """The in-place form's function of an increment (or set) into an array that nothing else
+    reads, or None."""
+    op = node.op
+    if (type(op).__name__ != "IncSubtensor" or node.inputs[0] not in owned
+            or "inplace" not in getattr(op, "__props__", ()) or op.inplace):
+        return None
+    props = {p: getattr(op, p) for p in op.__props__}
+    props["inplace"] = True
+    return type(op)(**props).make_thunk_function(node)
+
+
+def _is_scalar(var) -> bool:
+    return getattr(var.type, "ndim", None) == 0
 
 
 def compile_fgraph(fgraph, profile=False):

@@ -184,6 +184,10 @@ class FunctionWriter:
         self.clients = None
         self.graph_outputs = frozenset()
         self.consumed: set = set()   # arrays already given away to be overwritten
+        # elementwise outputs that may be written into a buffer the caller passes in
+        self.pool = False
+        self.pool_outputs: list = []
+        self.one_loop = False  # several outputs of a fused node in one loop (where it can)
 
     def fresh(self, prefix="t") -> str:
         self._n += 1
@@ -311,19 +315,34 @@ def _weak_literal(var, others_dtypes):
     return literal(value, dtype), np.dtype(dtype)
 
 
+# the message of the error a one-loop kernel of several outputs raises when an output's shape
+# is smaller than the loop's (see elementwise_kernel's out_deps)
+SHAPES_DIFFER = "symgrad: output shapes differ"
+
+
 def elementwise_kernel(module, ndim, arrays, static_shapes, body, results, out_dtypes,
-                       destinations=(), reuse=None):
+                       destinations=(), reuse=None, out_deps=None, pool=False):
     """A helper looping over the broadcast shape of ``arrays`` (each of ``ndim`` dims).
 
     ``body(read) -> (lines, result_exprs)``: ``read(k)`` is the element expression of array
     ``k``. Returns the helper's name; it takes the arrays, the scalars, then one destination
     array per output listed in ``destinations`` (written in place of a new array), and
     returns the output arrays (a tuple when several).
+
+    When no array broadcasts (the usual case) the loop reads every array at the loop's own
+    index (a loop LLVM vectorises); otherwise a second loop broadcasts. ``out_deps``: for
+    each output, the arrays it depends on; the helper raises ``OutputShapesDiffer`` when an
+    output's own broadcast shape is smaller than the loop's (ValueError(SHAPES_DIFFER); its
+    caller then computes the outputs one loop each). With ``pool``, the helper takes one more
+    array per output (after the destinations): written into when it has the output's shape
+    (a buffer of an earlier call), else a new array is made.
     """
     n = len(arrays)
     destinations = set(destinations)
     params = [f"x{k}" for k in range(n)] + list(results) + [
         f"dst{m}" for m in range(len(out_dtypes)) if m in destinations]
+    if pool:
+        params += [f"buf{m}" for m in range(len(out_dtypes))]
     lines = []
     dims = [f"d{j}" for j in range(ndim)]
     for j in range(ndim):
@@ -336,6 +355,17 @@ def elementwise_kernel(module, ndim, arrays, static_shapes, body, results, out_d
             lines.append(f"    if d{j} != 1 and d{j} != s:")
             lines.append("        raise ValueError('elementwise: shapes do not broadcast')")
             lines.append(f"    d{j} = s")
+    if out_deps is not None:
+        for deps in out_deps:
+            if set(deps) >= set(range(n)):
+                continue
+            for j in range(ndim):
+                if any(static_shapes[k][j] not in (None, 1) for k in deps):
+                    continue
+                ones = " and ".join(f"x{k}.shape[{j}] == 1" for k in deps
+                                    if static_shapes[k][j] != 1) or "True"
+                lines.append(f"if d{j} != 1 and {ones}:")
+                lines.append(f"    raise ValueError('{SHAPES_DIFFER}')")
     shape = _tuple(dims)
     outs = [f"o{m}" for m in range(len(out_dtypes))]
     for m, dt in enumerate(out_dtypes):
@@ -347,33 +377,51 @@ def elementwise_kernel(module, ndim, arrays, static_shapes, body, results, out_d
         elif m == 0 and reuse is not None:  # a dead input of the output's shape: write into it
             lines += [f"if x{reuse}.shape == {shape}:", f"    o{m} = x{reuse}", "else:",
                       f"    o{m} = np.empty({shape}, dtype={_np_dtype(dt)})"]
+        elif pool:
+            lines += [f"if buf{m}.shape == {shape}:", f"    o{m} = buf{m}", "else:",
+                      f"    o{m} = np.empty({shape}, dtype={_np_dtype(dt)})"]
         else:
             lines.append(f"o{m} = np.empty({shape}, dtype={_np_dtype(dt)})")
+    flags = []
     for k in range(n):
         for j in range(ndim):
             if static_shapes[k][j] == 1:
                 continue
             lines.append(f"m{k}_{j} = 1 if x{k}.shape[{j}] != 1 else 0")
-    indent = ""
-    for j in range(ndim):
-        lines.append(f"{indent}for i{j} in range(d{j}):")
-        indent += "    "
+            flags.append(f"d{j} == 1 or m{k}_{j} == 1")
+    index = ", ".join(f"i{j}" for j in range(ndim))
 
-    def read(k):
+    def loops(read):
+        out, indent = [], ""
+        for j in range(ndim):
+            out.append(f"{indent}for i{j} in range(d{j}):")
+            indent += "    "
+        nd_lines, nd_exprs = body(read)
+        out += [indent + line for line in nd_lines]
+        for m, e in enumerate(nd_exprs):
+            out.append(f"{indent}o{m}[{index}] = {e}")
+        return out
+
+    def read_direct(k):
+        return f"x{k}[{', '.join('0' if static_shapes[k][j] == 1 else f'i{j}' for j in range(ndim))}]"
+
+    def read_broadcast(k):
         idx = []
         for j in range(ndim):
             idx.append("0" if static_shapes[k][j] == 1 else f"i{j} * m{k}_{j}")
         return f"x{k}[{', '.join(idx)}]"
-    nd_lines, nd_exprs = body(read)
-    lines += [indent + line for line in nd_lines]
-    index = ", ".join(f"i{j}" for j in range(ndim))
-    for m, e in enumerate(nd_exprs):
-        lines.append(f"{indent}o{m}[{index}] = {e}")
+    if flags and ndim:
+        lines.append(f"if {' and '.join(f'({f})' for f in flags)}:")
+        lines += ["    " + line for line in loops(read_direct)]
+        lines.append("else:")
+        lines += ["    " + line for line in loops(read_broadcast)]
+    else:
+        lines += loops(read_direct)
     lines.append(f"return {_tuple(outs) if len(outs) > 1 else outs[0]}")
     return module.helper("ew", params, lines)
 
 
-def _scalar_program(node, steps, out_steps, w):
+def _scalar_program(node, steps, out_steps, w, out_deps=None):
     """Generate an elementwise node from a scalar program.
 
     steps: list of (scalar_op, args, dtype) with args ("i", k) | ("s", j) | ("w", value) |
@@ -463,13 +511,21 @@ def _scalar_program(node, steps, out_steps, w):
                 reuse = pos
                 w.fw.consumed.add(inputs[k])
                 break
+    if out_deps is not None:
+        out_deps = [[array_pos.index(k) for k in deps if k in array_pos] for deps in out_deps]
+    pool = getattr(w.fw, "pool", False) and not dests
     name = elementwise_kernel(w.module, ndim, array_pos, static, body,
                               [f"p{k}" for k in scalar_pos], out_dtypes, destinations=dests,
-                              reuse=reuse)
+                              reuse=reuse, out_deps=out_deps, pool=pool)
     for o in [node.outputs[m] for m in dests]:
         w.fw.written_in_place.add(o)
     args = [w.inputs[k] for k in array_pos] + [w.inputs[k] for k in scalar_pos] + [
         dests[m] for m in sorted(dests)]
+    if pool:  # buffers the kernel's caller passes in (see elementwise_kernel)
+        bufs = [w.fw.fresh("buf") for _ in node.outputs]
+        w.fw.params += bufs
+        w.fw.pool_outputs.extend(node.outputs)
+        args += bufs
     call = f"{name}({', '.join(args)})"
     if len(node.outputs) == 1:
         return [f"{w.out()} = {call}"]
@@ -490,7 +546,12 @@ def _elemwise(op, node, w):
 def _fused(op, node, w):
     prog = op.program
     deps = op.output_dependencies()
-    if len(prog.outputs) > 1 and len({tuple(d) for d in deps}) > 1:
+    differ = len(prog.outputs) > 1 and len({tuple(sorted(d)) for d in deps}) > 1
+    if differ and getattr(w.fw, "one_loop", False):
+        # one loop computing every output, which fails where their shapes differ
+        return _scalar_program(node, prog.steps, list(prog.outputs), w,
+                               out_deps=[sorted(d) for d in deps])
+    if differ:
         # outputs of different shapes: one loop per output
         lines = []
         for m, out_step in enumerate(prog.outputs):
