@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from symgrad.graph.basic import Apply, Constant, Variable
-from symgrad.graph.traversal import clone_get_equiv, toposort
+from symgrad.graph.traversal import toposort
 
 
 class MissingInputError(Exception):
@@ -46,29 +46,34 @@ class FunctionGraph:
     """
 
     def __init__(self, inputs: Sequence[Variable], outputs: Sequence[Variable], clone: bool = True):
-        if clone:
-            equiv = clone_get_equiv(inputs, outputs, copy_inputs=True)
-            inputs = [equiv[i] for i in inputs]
-            outputs = [equiv.get(o, o) for o in outputs]
-            self.equiv = equiv
-        else:
-            self.equiv = {v: v for v in list(inputs) + list(outputs)}
-        self.inputs: list[Variable] = list(inputs)
-        self.outputs: list[Variable] = list(outputs)
         self.apply_nodes: set[Apply] = set()
         self.variables: set[Variable] = set()
         self.clients: dict[Variable, list[tuple]] = {}
         self.listeners: list[Callable] = []
-        for inp in self.inputs:
-            if inp.owner is not None:
-                raise ValueError(f"graph input {inp} has an owner; inputs must be roots")
-            self._add_variable(inp)
+        if clone:
+            # copy and import in one pass over the caller's graph
+            equiv = {i: i.clone() for i in inputs}
+            self.inputs: list[Variable] = [equiv[i] for i in inputs]
+            for inp in self.inputs:
+                self._add_variable(inp)
+            self._clone_import(outputs, equiv)
+            outputs = [equiv.get(o, o) for o in outputs]
+            self.equiv = equiv
+        else:
+            self.equiv = {v: v for v in list(inputs) + list(outputs)}
+            self.inputs = list(inputs)
+            for inp in self.inputs:
+                if inp.owner is not None:
+                    raise ValueError(f"graph input {inp} has an owner; inputs must be roots")
+                self._add_variable(inp)
+            input_set = set(self.inputs)
+            for node in toposort(outputs, self.inputs):
+                for i in node.inputs:
+                    if i.owner is None and i not in input_set and not isinstance(i, Constant):
+                        raise MissingInputError(_missing_message(i))
+                self._import_node(node)
+        self.outputs: list[Variable] = list(outputs)
         input_set = set(self.inputs)
-        for node in toposort(self.outputs, self.inputs):
-            for i in node.inputs:
-                if i.owner is None and i not in input_set and not isinstance(i, Constant):
-                    raise MissingInputError(_missing_message(i))
-            self._import_node(node)
         for k, out in enumerate(self.outputs):
             if out.owner is None and out not in input_set and not isinstance(out, Constant):
                 raise MissingInputError(_missing_message(out))
@@ -90,6 +95,34 @@ class FunctionGraph:
             self.clients[i].append((node, k))
         for o in node.outputs:
             self._add_variable(o)
+
+    def _clone_import(self, outputs, equiv) -> None:
+        """Copy the nodes between ``equiv``'s keys (the inputs) and ``outputs`` into this
+        graph; ``equiv`` maps every copied variable to its copy (constants are shared)."""
+        clients = self.clients
+        variables = self.variables
+        nodes = self.apply_nodes
+        for node in toposort(outputs, set(equiv)):
+            new_inputs = []
+            for i in node.inputs:
+                n = equiv.get(i)
+                if n is None:
+                    if not isinstance(i, Constant):
+                        raise MissingInputError(_missing_message(i))
+                    n = i
+                    if n not in variables:
+                        variables.add(n)
+                        clients[n] = []
+                new_inputs.append(n)
+            new_outputs = [o.clone() for o in node.outputs]
+            new = Apply(node.op, new_inputs, new_outputs)
+            nodes.add(new)
+            for k, n in enumerate(new_inputs):
+                clients[n].append((new, k))
+            for o, n in zip(node.outputs, new_outputs):
+                equiv[o] = n
+                variables.add(n)
+                clients[n] = []
 
     def import_graph(self, outputs: Sequence[Variable]) -> None:
         """Add the nodes producing ``outputs`` that the graph does not have yet."""
