@@ -89,6 +89,11 @@ def _rebuild(base, incs):
 
 def _add_of_incs(fgraph, node, Inc):
     """The replacement of the sum ``node`` whose terms are increments, or None."""
+    for v in node.inputs:
+        if _is_inc(v, Inc) is not None:
+            break
+    else:
+        return None  # (before any shape analysis: most sums have no increment)
     out = node.outputs[0]
     dims = get_dims(fgraph)
     target = dims(out)
