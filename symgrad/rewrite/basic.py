@@ -14,13 +14,15 @@ Tracks may be given as:
 - an elementwise function (``st.mul``) or an ``Elemwise`` op or ``ScalarOp``:
   matching Elemwise nodes around that scalar op (any ``inplace``);
 - the string ``"module:Class"`` of an op class that may not exist yet (the
-  rewrite is skipped cleanly while it does not);
+  rewrite is skipped cleanly while it does not). Naming a track this way never
+  imports the module: until something imports it, no node of the class can exist,
+  and the engine's index resolves the name once the module is loaded;
 - None: every node.
 """
 
 from __future__ import annotations
 
-import importlib
+import sys
 from collections.abc import Callable, Iterable
 
 __all__ = [
@@ -72,17 +74,16 @@ _MISSING = object()
 
 
 def resolve_track(track):
-    """The index key of one track, or None when its op class does not exist (yet)."""
+    """The index key of one track; None for every node; a ``"module:Class"`` string
+    itself while that module is not imported (yet), or not done importing."""
     if track is None:
         return None
     if isinstance(track, str):
         if ":" in track:
             module, _, attr = track.partition(":")
-            try:
-                cls = getattr(importlib.import_module(module), attr, _MISSING)
-            except ImportError:
-                return _MISSING
-            return _MISSING if cls is _MISSING else cls
+            loaded = sys.modules.get(module)
+            cls = _MISSING if loaded is None else getattr(loaded, attr, _MISSING)
+            return track if cls is _MISSING else cls
         return ("elemwise", track)  # a scalar op name
     if isinstance(track, type):
         return track

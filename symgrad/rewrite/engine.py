@@ -14,6 +14,7 @@ incrementally inside the worklist, so that rewrites see merged graphs.
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections import Counter, deque
 
@@ -221,8 +222,10 @@ class _Index:
     """Rewrites by head op: elementwise scalar-op name, op class, or any node."""
 
     def __init__(self, rewrites):
+        rewrites = list(rewrites)
         self.by_key: dict = {}
         self.generic: list = []
+        self.pending: dict = {}  # "module:Class" track of a module not imported yet -> rewrites
         for rw in rewrites:
             if not rw.tracks:
                 self.generic.append(rw)
@@ -231,15 +234,35 @@ class _Index:
                 key = resolve_track(t)
                 if key is None:
                     self.generic.append(rw)
+                elif isinstance(key, str):
+                    self.pending.setdefault(key, []).append(rw)
                 elif isinstance(key, tuple) or isinstance(key, type):
                     self.by_key.setdefault(key, []).append(rw)
-                # else: the op class does not exist yet; the rewrite is skipped
         self._memo: dict = {}
+        self._n_modules = len(sys.modules)
+        self._position = {rw: k for k, rw in enumerate(rewrites)} if self.pending else None
+
+    def _resolve_pending(self):
+        """Index the tracks whose modules were imported since (an op of a class can only
+        exist once its module is; a rewrite may import one while the worklist runs)."""
+        self._n_modules = len(sys.modules)
+        for spec in list(self.pending):
+            key = resolve_track(spec)
+            if isinstance(key, str):
+                continue
+            if not isinstance(key, type):
+                del self.pending[spec]  # the name is not an op class: never matches
+            else:
+                entries = self.by_key.setdefault(key, [])
+                entries.extend(self.pending.pop(spec))
+                entries.sort(key=self._position.__getitem__)  # registration order, as if eager
 
     def for_op(self, op):
         entry = self._memo.get(id(op))
         if entry is not None and entry[0] is op:
             return entry[1]
+        if self.pending and len(sys.modules) != self._n_modules:
+            self._resolve_pending()
         found = []
         key = node_key(op)
         if key is not None:

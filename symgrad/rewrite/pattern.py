@@ -317,6 +317,9 @@ def fit_to(new, old):
     return None
 
 
+_DOC_SLOT = LocalRewrite.__dict__["doc"]
+
+
 class PatternRewrite(LocalRewrite):
     """A local rewrite from a pattern, a replacement and an optional condition."""
 
@@ -330,14 +333,27 @@ class PatternRewrite(LocalRewrite):
             tracks = (compiled[1],)
         else:
             tracks = (type(compiled[1]),)
-        super().__init__(name, self._apply, tracks, sets,
-                         doc=f"{_describe(pattern)} -> {_describe(replacement)}")
+        super().__init__(name, self._apply, tracks, sets, doc="")
+        _DOC_SLOT.__set__(self, None)  # written on first use (printing is not imported before)
         self.pattern = pattern
         self.replacement = replacement
         self.condition = condition
         self.compiled = compiled
         subs = compiled[4] if compiled[0] == "elemwise" else compiled[2]
         self.needs_const = any(sp[0] == "const" for sp in subs)
+
+    @property
+    def doc(self) -> str:
+        """``pattern -> replacement``, printed."""
+        doc = _DOC_SLOT.__get__(self)
+        if doc is None:
+            doc = f"{_describe(self.pattern)} -> {_describe(self.replacement)}"
+            _DOC_SLOT.__set__(self, doc)
+        return doc
+
+    @doc.setter
+    def doc(self, value: str) -> None:
+        _DOC_SLOT.__set__(self, value)
 
     def _apply(self, fgraph, node):
         pat = self.compiled

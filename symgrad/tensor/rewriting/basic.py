@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from symgrad.config import config
@@ -10,7 +12,8 @@ from symgrad.tensor.rewriting.dims import Dims
 from symgrad.tensor.type import complex_dtypes, discrete_dtypes, float_dtypes
 
 __all__ = ["elemwise_name", "owner_if", "is_float", "is_int", "scalar_const", "const_equals",
-           "single_client", "get_dims", "fast_math", "known_finite", "lazy_class"]
+           "single_client", "get_dims", "fast_math", "known_finite", "lazy_class",
+           "loaded_class"]
 
 
 def elemwise_name(var) -> str | None:
@@ -79,6 +82,15 @@ def fast_math() -> bool:
 def known_finite(var) -> bool:
     """``var`` can hold no NaN or inf (integer and boolean dtypes)."""
     return var.type.dtype in discrete_dtypes
+
+
+def loaded_class(spec: str):
+    """The class named ``"module:Class"`` if its module is imported, else None. For asking
+    whether a node's op is one: no node of a class exists before its module is imported,
+    so, unlike :func:`lazy_class`, this never imports the module."""
+    module, _, attr = spec.partition(":")
+    loaded = sys.modules.get(module)
+    return None if loaded is None else getattr(loaded, attr, None)
 
 
 _CLASS_CACHE: dict = {}

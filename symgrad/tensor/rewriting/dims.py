@@ -15,6 +15,8 @@ equal the dims of the fill. The facts stay true while the graph is rewritten
 
 from __future__ import annotations
 
+import sys
+
 __all__ = ["Dims", "dims_of", "same_dims", "bcast_dims", "length_dims", "DIMS_RULES"]
 
 _ONE = frozenset()
@@ -68,6 +70,36 @@ def _passthrough_rule(node, in_dims, analysis=None):
 
 
 DIMS_RULES: dict = {}  # op class -> rule(node, input_dims, analysis) -> [dims per output] | None
+# "module:Class" -> rule, for op modules not imported yet: no node of such a class can exist
+# before its module is imported, so the rule is moved to DIMS_RULES once it is.
+_PENDING_RULES: dict = {}
+_N_MODULES = [0]  # len(sys.modules) when _PENDING_RULES was last looked at
+
+
+def register_rule(op_class, rule) -> None:
+    """The dims rule of ``op_class``: a class, or ``"module:Class"`` (which does not import
+    the module). The first rule registered for a class is kept."""
+    if isinstance(op_class, str):
+        module = sys.modules.get(op_class.partition(":")[0])
+        cls = None if module is None else getattr(module, op_class.partition(":")[2], None)
+        if cls is None:
+            _PENDING_RULES.setdefault(op_class, rule)
+            return
+        op_class = cls
+    DIMS_RULES.setdefault(op_class, rule)
+
+
+def _resolve_pending() -> bool:
+    """Move the rules of the classes imported since the last look; True when any moved."""
+    _N_MODULES[0] = len(sys.modules)
+    moved = False
+    for spec in list(_PENDING_RULES):
+        module, _, attr = spec.partition(":")
+        cls = getattr(sys.modules.get(module), attr, None)
+        if cls is not None:
+            DIMS_RULES.setdefault(cls, _PENDING_RULES.pop(spec))
+            moved = True
+    return moved
 
 
 def _rules():
@@ -82,12 +114,9 @@ def _rules():
             DIMS_RULES[FusedElemwise] = _fused_rule
         except ImportError:  # pragma: no cover
             pass
-        try:
-            from symgrad.tensor.shape import SpecifyShape
-
-            DIMS_RULES[SpecifyShape] = _specify_rule
-        except ImportError:  # pragma: no cover
-            pass
+        register_rule("symgrad.tensor.shape:SpecifyShape", _specify_rule)
+    if _PENDING_RULES and len(sys.modules) != _N_MODULES[0]:
+        _resolve_pending()
     return DIMS_RULES
 
 
@@ -197,6 +226,8 @@ class Dims:
             r = self.rules.get(cls)
             if r is not None:
                 return r
+        if _PENDING_RULES and len(sys.modules) != _N_MODULES[0] and _resolve_pending():
+            return self._rule(op)  # its module was imported since
         return None
 
     def alias(self, old, new):

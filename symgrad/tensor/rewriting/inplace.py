@@ -117,8 +117,6 @@ def _constant_fill(var):
 def incsubtensor_inplace(fgraph, context):
     """Increments and sets write into their first input when nothing else reads it and this
     call allocated it (a constant fill, the zeros of a gradient, is allocated for it)."""
-    from symgrad.tensor.shape import alloc, shape
-
     n_explicit = context.n_explicit if context is not None else len(fgraph.inputs)
     mutable = context.mutable if context is not None else []
     writable_inputs = {fgraph.inputs[k] for k in range(min(n_explicit, len(mutable)))
@@ -137,6 +135,8 @@ def incsubtensor_inplace(fgraph, context):
         fill = _constant_fill(x)
         if fill is not None:
             value, like = fill
+            from symgrad.tensor.shape import alloc, shape
+
             x = alloc(value.data.reshape(()), shape(like))
             if x.type.ndim != node.inputs[0].type.ndim or x.dtype != node.inputs[0].dtype:
                 continue

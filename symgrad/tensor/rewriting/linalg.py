@@ -14,6 +14,7 @@ from symgrad.tensor.rewriting.basic import (
     get_dims,
     is_float,
     lazy_class,
+    loaded_class,
     owner_if,
     scalar_const,
     single_client,
@@ -272,7 +273,7 @@ def dot_scaled_identity(fgraph, context):
     backend; exact, see _ScaledIdentityDot). Runs before fusion, which would hide the eye."""
     if context is None or getattr(context.mode, "backend", "python") != "python":
         return 0
-    Dot = lazy_class(DOT)
+    Dot = loaded_class(DOT)
     done = 0
     for node in fgraph.toposort():
         if type(node.op) is not Dot or node not in fgraph.apply_nodes:

@@ -14,6 +14,7 @@ from symgrad.tensor.rewriting.basic import (
     get_dims,
     is_float,
     lazy_class,
+    loaded_class,
     owner_if,
     single_client,
 )
@@ -25,7 +26,7 @@ LOGSUMEXP = "symgrad.tensor.reduction:LogSumExp"
 
 
 def _is_sum(var):
-    Sum = lazy_class(SUM)
+    Sum = loaded_class(SUM)
     node = var.owner
     if Sum is None or node is None or type(node.op) is not Sum:
         return None
@@ -46,7 +47,7 @@ def local_sum_of_fill(fgraph, node):
         return None
     f = owner_if(v, "second")
     if f is None:
-        Alloc = lazy_class("symgrad.tensor.shape:Alloc")
+        Alloc = loaded_class("symgrad.tensor.shape:Alloc")
         if Alloc is None or v.owner is None or not isinstance(v.owner.op, Alloc):
             return None
         c = v.owner.inputs[0]
@@ -94,7 +95,7 @@ def local_logsumexp(fgraph, node):
     """log(sum(exp(x), axis)) -> logsumexp(x, axis): no overflow for large x."""
     (v,) = node.inputs
     s = _is_sum(v)
-    LogSumExp = lazy_class(LOGSUMEXP)
+    LogSumExp = loaded_class(LOGSUMEXP)
     if s is None or LogSumExp is None or s.op.dtype is not None:
         return None
     e = owner_if(s.inputs[0], "exp")
@@ -147,14 +148,14 @@ def _reduced_again(denominator, axis, ndim):
 def local_softmax(fgraph, node):
     """exp(x) / sum(exp(x), axis, keepdims=True) -> softmax(x, axis)."""
     num, den = node.inputs
-    Softmax = lazy_class(SOFTMAX)
     e = owner_if(num, "exp")
-    if Softmax is None or e is None or not is_float(num):
+    if e is None or not is_float(num):
         return None
     for axis in _candidate_axes(den):
         if _reduced_again(den, axis, num.ndim) is num:
             x = e.inputs[0]
-            if x.dtype != node.outputs[0].dtype:
+            Softmax = lazy_class(SOFTMAX)  # (imported only once a match is found)
+            if Softmax is None or x.dtype != node.outputs[0].dtype:
                 return None
             return [Softmax(axis)(x)]
     return None
@@ -175,7 +176,7 @@ def _candidate_axes(den):
 def local_log_softmax(fgraph, node):
     """log(softmax(x)) -> log_softmax(x): finite where softmax underflows to 0."""
     (v,) = node.inputs
-    Softmax, LogSoftmax = lazy_class(SOFTMAX), lazy_class(LOG_SOFTMAX)
+    Softmax, LogSoftmax = loaded_class(SOFTMAX), loaded_class(LOG_SOFTMAX)
     if Softmax is None or LogSoftmax is None or v.owner is None:
         return None
     if type(v.owner.op) is not Softmax:
@@ -187,8 +188,7 @@ def local_log_softmax(fgraph, node):
 def local_softmax_grad(fgraph, node):
     """exp(x) * (g / sum(exp(x), keepdims)) -> g * softmax(x): the first term of the naive
     softmax's gradient, written with the softmax so that it does not overflow."""
-    Softmax = lazy_class(SOFTMAX)
-    if Softmax is None or not is_float(node.outputs[0]):
+    if not is_float(node.outputs[0]):
         return None
     inputs = node.inputs
     for ke, e in enumerate(inputs):
@@ -201,6 +201,9 @@ def local_softmax_grad(fgraph, node):
             g, den = dn.inputs
             for axis in _candidate_axes(den):
                 if _reduced_again(den, axis, e.ndim) is e:
+                    Softmax = lazy_class(SOFTMAX)  # (imported only once a match is found)
+                    if Softmax is None:
+                        return None
                     rest = [i for j, i in enumerate(inputs) if j not in (ke, kd)]
                     sm_x = Softmax(axis)(e.owner.inputs[0])
                     return [sm.mul(*rest, g, sm_x)]
@@ -248,9 +251,11 @@ def local_naive_softmax_grad(fgraph, node):
     """The gradient of exp(x) / sum(exp(x), keepdims) written by hand, in the stable form:
     exp(x) * (g / s + sum(c * g * exp(x) / (s * s), keepdims)) with s = sum(exp(x)) ->
     softmax(x) * (g + sum(c * g * softmax(x), keepdims)) (no exp(x) that overflows)."""
-    Softmax = lazy_class(SOFTMAX)
     out = node.outputs[0]
-    if Softmax is None or not is_float(out):
+    if loaded_class(SUM) is None or not is_float(out):
+        return None  # (each stable term has a sum: none exists before reduction is imported)
+    Softmax = lazy_class(SOFTMAX)
+    if Softmax is None:
         return None
     inputs = node.inputs
     for ke, e in enumerate(inputs):
@@ -338,7 +343,7 @@ def _one(var) -> bool:
 def local_softmax_over_softmax(fgraph, node):
     """softmax(x) * (g / softmax(x)) -> g (NaN where softmax(x) is NaN): where softmax
     underflows to 0, 0 * (g / 0) is NaN, not g (the gradient of log(softmax(x)))."""
-    Softmax = lazy_class(SOFTMAX)
+    Softmax = loaded_class(SOFTMAX)
     out = node.outputs[0]
     if Softmax is None or not is_float(out):
         return None

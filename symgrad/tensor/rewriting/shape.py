@@ -13,8 +13,8 @@ from symgrad.graph.basic import Constant
 from symgrad.rewrite.basic import node_rewriter
 from symgrad.tensor.basic import constant
 from symgrad.tensor.elemwise import DimShuffle, Elemwise, SumTo, _pad_to_ndim
-from symgrad.tensor.rewriting.basic import get_dims, lazy_class
-from symgrad.tensor.rewriting.dims import DIMS_RULES, _rules, bcast_dims, length_dims
+from symgrad.tensor.rewriting.basic import get_dims, lazy_class, loaded_class
+from symgrad.tensor.rewriting.dims import _rules, bcast_dims, length_dims, register_rule
 from symgrad.tensor.rewriting.elemwise import redirect_shape_readers, shape_sources
 
 SHAPE = "symgrad.tensor.shape:Shape"
@@ -67,37 +67,20 @@ def _shape_arg_rule(index, any_int=True):
 
 
 def _register_dims_rules():
+    # (by name: registering a rule imports no op module; see dims.register_rule)
     _rules()
-    DIMS_RULES.setdefault(SumTo, _shape_arg_rule(1))
-    for spec, any_int in ((ALLOC, True), (RESHAPE, False)):
-        cls = lazy_class(spec)
-        if cls is not None:
-            DIMS_RULES.setdefault(cls, _shape_arg_rule(1, any_int))
-    Dot = lazy_class("symgrad.tensor.linalg:Dot")
-    if Dot is not None:
-        DIMS_RULES.setdefault(Dot, _dot_rule)
-    Subtensor = lazy_class("symgrad.tensor.subtensor:Subtensor")
-    if Subtensor is not None:
-        DIMS_RULES.setdefault(Subtensor, _subtensor_rule)
-    IncSubtensor = lazy_class("symgrad.tensor.subtensor:IncSubtensor")
-    if IncSubtensor is not None:
-        DIMS_RULES.setdefault(IncSubtensor, _first_input_rule)
-    AdvancedSubtensor = lazy_class("symgrad.tensor.subtensor:AdvancedSubtensor")
-    if AdvancedSubtensor is not None:
-        DIMS_RULES.setdefault(AdvancedSubtensor, _advanced_subtensor_rule)
-    Reduce = lazy_class("symgrad.tensor.reduction:Reduce")
-    if Reduce is not None:
-        DIMS_RULES.setdefault(Reduce, _reduce_rule)
-    for spec in ("symgrad.tensor.special:Softmax", "symgrad.tensor.special:LogSoftmax"):
-        cls = lazy_class(spec)
-        if cls is not None:
-            DIMS_RULES.setdefault(cls, _first_input_rule)
-    Eye = lazy_class("symgrad.tensor.creation:Eye")
-    if Eye is not None:
-        DIMS_RULES.setdefault(Eye, _eye_rule)
-    ARange = lazy_class("symgrad.tensor.creation:ARange")
-    if ARange is not None:
-        DIMS_RULES.setdefault(ARange, _arange_rule)
+    register_rule(SumTo, _shape_arg_rule(1))
+    register_rule(ALLOC, _shape_arg_rule(1, True))
+    register_rule(RESHAPE, _shape_arg_rule(1, False))
+    register_rule("symgrad.tensor.linalg:Dot", _dot_rule)
+    register_rule("symgrad.tensor.subtensor:Subtensor", _subtensor_rule)
+    register_rule("symgrad.tensor.subtensor:IncSubtensor", _first_input_rule)
+    register_rule("symgrad.tensor.subtensor:AdvancedSubtensor", _advanced_subtensor_rule)
+    register_rule("symgrad.tensor.reduction:Reduce", _reduce_rule)
+    register_rule("symgrad.tensor.special:Softmax", _first_input_rule)
+    register_rule("symgrad.tensor.special:LogSoftmax", _first_input_rule)
+    register_rule("symgrad.tensor.creation:Eye", _eye_rule)
+    register_rule("symgrad.tensor.creation:ARange", _arange_rule)
 
 
 def _reduce_rule(node, in_dims, analysis=None):
@@ -294,7 +277,7 @@ def local_alloc_remove(fgraph, node):
 @node_rewriter([Elemwise], sets=("canonicalize",))
 def local_alloc_sink(fgraph, node):
     """E(alloc(v, shape), y) -> E(v, y) when the other inputs imply the shape."""
-    Alloc = lazy_class(ALLOC)
+    Alloc = loaded_class(ALLOC)
     if Alloc is None or node.op.scalar_op.name == "second":
         return None
     allocs = [k for k, i in enumerate(node.inputs)
