@@ -242,6 +242,9 @@ class _Emitter:
         self.fast_sigmoid = False  # exp-based sigmoid (only where overflow warnings are off)
         # In a generated loop: the variables that do not change from step to step, and the
         # lines computing things from them once, before the loop (see ``hoist``).
+        # int64 shape vectors known as a Python tuple expression (``Shape(x)`` is
+        # ``x.shape``): consumers that take a tuple use it, the others an array made of it
+        self.shape_tuples: dict = {}
         self.invariant: set = set()
         self.prelude: list[str] = []
         self.hoisted: dict = {}
@@ -807,6 +810,8 @@ def _emit_sum_to(em, node):
         return
     if isinstance(shape, Constant):
         tup = repr(_shape_tuple(np.asarray(shape.data)))
+    elif shape in em.shape_tuples:
+        tup = em.shape_tuples[shape]
     else:
         tup = em.hoist(shape, _shape_tuple, "s")
     fname = em.bind(node.op.make_thunk_function(node), "f")
@@ -921,6 +926,96 @@ def emit_node_into(em, node, dest):
         _emit_fused(em, node, dest)
 
 
+def _all_finite(a, _es=np.errstate, _dot=np.dot, _zeros=np.zeros):
+    """Whether every element of the matrix ``a`` is finite, in one BLAS pass: ``a @ 0`` is
+    all zeros unless a holds an inf or NaN (then NaN); nothing can overflow."""
+    with _es(invalid="ignore"):
+        return not _dot(a, _zeros(a.shape[1], a.dtype)).any()
+
+
+def _emit_scaled_identity_dot(em, node):
+    """``dot(eye(n) * r, W)`` (the rewrites' ``_ScaledIdentityDot``) as ``r.T * W`` inline,
+    with the op's own exact path when the shapes differ or the product is not finite."""
+    n, *rows, w = node.inputs
+    out = node.outputs[0]
+    dtype = out.type.dtype
+    if (len(rows) != 1 or rows[0].type.ndim != 2 or w.type.ndim != 2
+            or rows[0].type.dtype != dtype or w.type.dtype != dtype
+            or dtype not in ("float32", "float64") or isinstance(rows[0], Constant)):
+        _emit_generic(em, node)
+        return
+    fname = em.bind(node.op.make_thunk_function(node), "f")
+    mul = em.bind(np.multiply, "u")
+    fin = em.bind(_all_finite, "f")
+    nt, rt, wt = em.expr(n), em.expr(rows[0]), em.expr(w)
+    target = em.local()
+    em.names[out] = target
+    em.emit(f"{target} = {mul}({rt}.T, {wt}) if {wt}.shape[0] == {nt} and "
+            f"{rt}.shape[1] in (1, {nt}) else None")
+    em.emit(f"if {target} is None or not {fin}({target}):")
+    em.emit(f"    {target} = {fname}({nt}, {rt}, {wt})")
+
+
+def _emit_reshape(em, node):
+    """``Reshape`` as the array's own ``reshape`` (a constant shape as a literal tuple)."""
+    x, shp = node.inputs
+    if x.type.ndim == 0 or isinstance(x, Constant):
+        _emit_generic(em, node)
+        return
+    if isinstance(shp, Constant):
+        st = repr(_shape_tuple(np.asarray(shp.data).reshape(-1)))
+    elif shp in em.shape_tuples:
+        st = em.shape_tuples[shp]
+    else:
+        st = f"{em.expr(shp)}.tolist()"
+    target = em.local()
+    em.names[node.outputs[0]] = target
+    em.emit(f"{target} = {em.expr(x)}.reshape({st})")
+
+
+def _set_shape_tuple(em, var, tup):
+    em.shape_tuples[var] = tup
+    arr = em.bind(np.array, "f")
+    i64 = em.bind(np.dtype(np.int64), "k")
+    em.names[var] = f"{arr}({tup}, {i64})"
+
+
+def _emit_shape(em, node):
+    """``Shape(x)``: nothing emitted; ``x.shape`` where a tuple serves, else an array of it."""
+    x = node.inputs[0]
+    out = node.outputs[0]
+    if x.type.ndim == 0 or isinstance(x, Constant) or out.type.dtype != "int64":
+        _emit_generic(em, node)
+        return
+    xt = em.expr(x)
+    _set_shape_tuple(em, out, f"{xt}.shape" if xt.isidentifier() else f"({xt}).shape")
+
+
+def _emit_join(em, node):
+    """``Join{axis=0}`` of shape vectors: the concatenated tuple (nothing emitted)."""
+    out = node.outputs[0]
+    if (node.op.axis != 0 or out.type.dtype != "int64"
+            or not all(i in em.shape_tuples for i in node.inputs)):
+        _emit_generic(em, node)
+        return
+    _set_shape_tuple(em, out, "(" + " + ".join(em.shape_tuples[i] for i in node.inputs) + ")")
+
+
+def _emit_subtensor(em, node):
+    """An entry of a shape vector (``x.shape[k]``) as a 0-d int64 array, like Subtensor."""
+    src = node.inputs[0]
+    if (src in em.shape_tuples and node.op.idx_list == ("i",) and len(node.inputs) == 2
+            and isinstance(node.inputs[1], Constant) and node.outputs[0].type.ndim == 0):
+        k = int(np.asarray(node.inputs[1].data).reshape(()))
+        arr = em.bind(np.array, "f")
+        i64 = em.bind(np.dtype(np.int64), "k")
+        target = em.local()
+        em.names[node.outputs[0]] = target
+        em.emit(f"{target} = {arr}({em.shape_tuples[src]}[{k}], {i64})")
+        return
+    _emit_generic(em, node)
+
+
 def _emit_generic(em, node):
     fname = em.bind(node.op.make_thunk_function(node), "f")
     args = ", ".join(em.expr(i) for i in node.inputs)
@@ -975,6 +1070,23 @@ def _structural_key(fgraph, nodes, profile):
 
 # -- compiling ------------------------------------------------------------------------------------
 
+_SPECIAL: dict = {}
+
+
+def _special_emitters():
+    if not _SPECIAL:
+        from symgrad.tensor.rewriting.linalg import _ScaledIdentityDot
+        from symgrad.tensor.shape import Join, Reshape, Shape
+        from symgrad.tensor.subtensor import Subtensor
+
+        _SPECIAL[_ScaledIdentityDot] = _emit_scaled_identity_dot
+        _SPECIAL[Reshape] = _emit_reshape
+        _SPECIAL[Shape] = _emit_shape
+        _SPECIAL[Join] = _emit_join
+        _SPECIAL[Subtensor] = _emit_subtensor
+    return _SPECIAL
+
+
 def emit_nodes(em, nodes, profile=None, into=None):
     """Emit the code of ``nodes`` (in order) at the emitter's indentation; the names of
     the graph's inputs must already be in ``em.names``.
@@ -1005,7 +1117,11 @@ def emit_nodes(em, nodes, profile=None, into=None):
         elif kind is Dot:
             _emit_dot(em, node)
         else:
-            _emit_generic(em, node)
+            special = _special_emitters().get(kind)
+            if special is not None:
+                special(em, node)
+            else:
+                _emit_generic(em, node)
         if profile:
             em.emit("_t1 = _pc()")
             em.emit(f"_T[{n}] += _t1 - _t0")

@@ -121,3 +121,43 @@ def test_chained_product_with_broadcast_operands_and_a_dead_buffer():
     xv = np.array([0.1, 0.2])
     np.testing.assert_allclose(f(xv), np.exp(xv)[None, :, None] * (np.arange(2.0).reshape(
         2, 1, 1) + 1) * np.arange(5.0).reshape(1, 1, 5))
+
+
+def test_jacobian_scaled_identity_product_inline_and_its_exact_path():
+    w, x = st.dmatrix("w"), st.dvector("x")
+    f = symgrad.function([w, x], symgrad.gradient.jacobian(st.tanh(st.dot(w, x)), x))
+    src = _source(f)
+    assert ".T, a0)" in src and ".reshape(" in src
+    rng = np.random.default_rng(4)
+    wv, xv = rng.standard_normal((6, 6)) / 3, rng.standard_normal(6)
+    y = np.tanh(wv @ xv)
+    np.testing.assert_allclose(f(wv, xv), (1 - y * y)[:, None] * wv)
+    # an inf in W: the matrix product's NaNs (0 * inf), not the shortcut's product
+    bad = wv.copy()
+    bad[2, 3] = np.inf
+    d = np.diag(1 - np.tanh(bad @ xv) ** 2)
+    with np.errstate(invalid="ignore"):
+        expected = d @ bad
+        got = f(bad, xv)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    assert np.isnan(got).sum() > 1  # the shortcut alone would give one NaN at most
+
+
+def test_shape_vectors_as_tuples_and_as_arrays():
+    x, y = st.dvector("x"), st.dmatrix("y")
+    sx, sy = st.shape(x), st.shape(y)
+    joined = st.concatenate([sx, sy])
+    f = symgrad.function([x, y], [sx, sy[1], joined, st.reshape(y, st.concatenate([sy[1:],
+                                                                                   sy[:1]]))])
+    xv, yv = np.zeros(3), np.arange(8.0).reshape(2, 4)
+    a, b, c, d = f(xv, yv)
+    assert a.dtype == b.dtype == c.dtype == np.int64 and b.ndim == 0
+    np.testing.assert_array_equal(a, [3])
+    assert int(b) == 4
+    np.testing.assert_array_equal(c, [3, 2, 4])
+    np.testing.assert_array_equal(d, yv.reshape(4, 2))
+    g = symgrad.function([x, y], y.reshape(st.concatenate([sx, sx])))
+    np.testing.assert_array_equal(g(np.zeros(3), np.arange(9.0).reshape(1, 9)),
+                                  np.arange(9.0).reshape(3, 3))
+    with pytest.raises(ValueError):
+        g(np.zeros(2), yv)
