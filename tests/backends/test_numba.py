@@ -118,3 +118,69 @@ def test_disk_cache_second_process_is_fast(tmp_path):
     # the second process loads every kernel's machine code from disk instead of compiling
     assert (warm_hits, warm_misses) == (n, 0)
     assert warm < cold, runs
+
+
+def _quiet_function(*args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return symgrad.function(*args, mode="NUMBA", **kwargs)
+
+
+def test_identical_nodes_of_two_graphs_share_one_kernel():
+    x, y = st.dvector("x"), st.dvector("y")
+    f = _quiet_function([x, y], st.tanh(x) * y + 1.0)
+    g = _quiet_function([y, x], [st.sum(x), st.tanh(x) * y + 1.0])
+    (kf,) = f.executable.program
+    (kg,) = g.executable.program
+    assert kf.fn is kg.fn  # one dispatcher: compiled once, in the first graph's call
+    xv, yv = np.linspace(-1, 1, 5), np.arange(5.0)
+    np.testing.assert_allclose(f(xv, yv), np.tanh(xv) * yv + 1)
+    signatures = len(kf.fn.signatures)
+    np.testing.assert_allclose(g(yv, xv)[1], np.tanh(xv) * yv + 1)
+    assert len(kg.fn.signatures) == signatures
+
+
+def test_reused_buffers_never_reach_earlier_results():
+    # the fused kernel's outputs are intermediates (read by increments): their arrays serve
+    # the next call, which must not change what an earlier call returned
+    x, v = st.dvector("x"), st.dvector("v")
+    y = st.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
+    hv = symgrad.gradient.Rop(symgrad.grad(y, x), x, v)
+    f = _quiet_function([x, v], hv)
+    assert any(r.pooled for r in f.executable.program)
+    ref = symgrad.function([x, v], hv)
+    r = np.random.default_rng(1)
+    calls = [(r.normal(size=n), r.normal(size=n)) for n in (50, 50, 7, 50)]
+    results = [f(*c) for c in calls]
+    for c, res in zip(calls, results):
+        np.testing.assert_allclose(res, ref(*c), rtol=1e-12)
+
+
+def test_fused_outputs_of_different_shapes():
+    # one loop computes both outputs where their shapes agree; where a's row broadcasts,
+    # the outputs differ in shape and each gets its own loop
+    a, b = st.dmatrix("a"), st.dmatrix("b")
+    e = st.exp(a)
+    f = _quiet_function([a, b], [e * 2, e * b + 1])
+    r = np.random.default_rng(2)
+    B = r.normal(size=(4, 3))
+    for A in (r.normal(size=(4, 3)), r.normal(size=(1, 3)), r.normal(size=(4, 3))):
+        o1, o2 = f(A, B)
+        np.testing.assert_allclose(o1, np.exp(A) * 2)
+        np.testing.assert_allclose(o2, np.exp(A) * B + 1)
+
+
+def test_increments_update_fresh_arrays_in_place_never_inputs():
+    x = st.dvector("x")
+    y = st.inc_subtensor((x * 2)[1:], 1.0)   # x * 2 is fresh: updated in place
+    z = st.inc_subtensor(x[:2], 5.0)          # x is the caller's: copied
+    f = _quiet_function([x], [y, z])
+    xv = np.arange(4.0)
+    before = xv.copy()
+    y1, z1 = f(xv)
+    np.testing.assert_array_equal(xv, before)
+    np.testing.assert_array_equal(y1, [0.0, 3.0, 5.0, 7.0])
+    np.testing.assert_array_equal(z1, [5.0, 6.0, 2.0, 3.0])
+    y2, _ = f(xv)
+    np.testing.assert_array_equal(y1, [0.0, 3.0, 5.0, 7.0])
+    assert y2 is not y1

@@ -56,8 +56,18 @@ def cache_dir() -> Path:
 _MODULES: dict[str, object] = {}
 
 
+def _code_stamp() -> str:
+    """The text of the functions generated code calls (scalar.py): a cached kernel compiled
+    against an older version of them is not reused."""
+    text = Path(codegen.__file__).with_name("scalar.py").read_bytes()
+    return hashlib.sha256(text).hexdigest()[:16]
+
+
+_STAMP = _code_stamp() + numba.__version__ + sys.version
+
+
 def _load_module(source: str):
-    key = hashlib.sha256((source + numba.__version__ + sys.version).encode()).hexdigest()[:24]
+    key = hashlib.sha256((source + _STAMP).encode()).hexdigest()[:24]
     module = _MODULES.get(key)
     if module is not None:
         return module

@@ -10,6 +10,7 @@ node's output dtype.
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 from numba import njit
@@ -126,6 +127,71 @@ def sg_erfcinv(y):
     return x if y < 1.0 else -x
 
 
+# -- tanh ----------------------------------------------------------------------------------------
+# libm's tanh is a call per element (about 40 ns) that LLVM cannot vectorise; in an RNN it is
+# most of the step. sg_tanh is arithmetic and selects only, inlined into the caller's loop,
+# where LLVM vectorises it; its error is about 1 ulp (tests/backends/test_numba_tanh.py).
+
+
+def _bernoulli(n_max):
+    numbers = [Fraction(1)]
+    for m in range(1, n_max + 1):
+        numbers.append(-sum(Fraction(math.comb(m + 1, k)) * numbers[k] for k in range(m))
+                       / (m + 1))
+    return numbers
+
+
+def _horner(coefficients, var):
+    text = repr(coefficients[-1])
+    for c in reversed(coefficients[:-1]):
+        text = f"({text} * {var} + {c!r})"
+    return text
+
+
+_B = _bernoulli(40)
+# tanh x = sum_n 4^n (4^n - 1) B_2n x^(2n-1) / (2n)!, so tanh(a) = a * P(a^2); for a < 0.25
+# the terms fall by (a / (pi/2))^2 < 1/39 each, so 12 terms are exact to double precision
+_TANH_TAYLOR = [float(Fraction(4 ** n * (4 ** n - 1)) * _B[2 * n] / math.factorial(2 * n))
+                for n in range(1, 21)]
+# expm1(r) = r * Q(r) for 0 <= r < ln 2: 18 Taylor terms (the 19th is below 2^-60)
+_EXPM1_TAYLOR = [1.0 / math.factorial(n) for n in range(1, 19)]
+
+_TANH_SOURCE = f"""
+def sg_tanh(x):
+    a = abs(x)
+    small = a * {_horner(_TANH_TAYLOR, "(a * a)")}
+    # tanh(a) = e / (e + 2) with e = expm1(2a) = 2^k (expm1(r) + 1) - 1, 2a = k ln2 + r
+    y = 2.0 * (a if a < 20.0 else 20.0)
+    k = np.floor(y * {1 / math.log(2)!r})
+    r = (y - k * 0.693147180369123816490) - k * 1.90821492927058770002e-10
+    q = r * {_horner(_EXPM1_TAYLOR, "r")}
+    s = 1.0
+    for b in (32.0, 16.0, 8.0, 4.0, 2.0, 1.0):  # s = 2^k, exactly, without a bit cast
+        if k >= b:
+            k -= b
+            s *= 2.0 ** b
+    e = s * q + (s - 1.0)
+    t = small if a < 0.5 else e / (e + 2.0)
+    t = math.copysign(t, x)
+    return x if x != x else t
+"""
+
+
+def _define_tanh():
+    namespace = {"np": np, "math": math}
+    exec(compile(_TANH_SOURCE, "<symgrad sg_tanh>", "exec"), namespace)
+    return njit(error_model="numpy", nogil=True, inline="always")(namespace["sg_tanh"])
+
+
+sg_tanh = _define_tanh()
+
+
+def _tanh(a, d):
+    if np.dtype(d[0]).kind == "c":
+        return f"np.tanh({a[0]})"
+    return f"sg_tanh(np.float64({a[0]}))"  # (float32: rounded once, from the float64 result)
+
+
 # -- templates -----------------------------------------------------------------------------------
 
 def _np(name):
@@ -180,7 +246,7 @@ SCALAR_TEMPLATES = {
     "log2": _np("log2"), "log10": _np("log10"), "log1p": _np("log1p"),
     "sin": _np("sin"), "cos": _np("cos"), "tan": _np("tan"), "arcsin": _np("arcsin"),
     "arccos": _np("arccos"), "arctan": _np("arctan"), "arctan2": _np("arctan2"),
-    "sinh": _np("sinh"), "cosh": _np("cosh"), "tanh": _np("tanh"), "arcsinh": _np("arcsinh"),
+    "sinh": _np("sinh"), "cosh": _np("cosh"), "tanh": _tanh, "arcsinh": _np("arcsinh"),
     "arccosh": _np("arccosh"), "arctanh": _np("arctanh"),
     "sigmoid": _sigmoid, "softplus": lambda a, d: f"np.logaddexp(0.0, {a[0]})",
     "erf": _math("erf"), "erfc": _math("erfc"), "erfinv": lambda a, d: f"sg_erfinv({a[0]})",
