@@ -49,6 +49,20 @@ def _load_rewrites():
         _loaded = True
 
 
+_SELECTED: dict = {}
+
+
+def _select_local(sets: tuple, disabled: frozenset) -> tuple:
+    """``registry.select_local``, remembered until the registry changes."""
+    key = (sets, disabled, registry._version)
+    found = _SELECTED.get(key)
+    if found is None:
+        if len(_SELECTED) > 256:
+            _SELECTED.clear()
+        found = _SELECTED[key] = tuple(registry.select_local(sets, disabled))
+    return found
+
+
 def apply_mode_rewrites(fgraph, mode, n_explicit=None, mutable=None):
     """Rewrite ``fgraph`` in place for ``mode``; returns it.
 
@@ -79,7 +93,7 @@ def apply_mode_rewrites(fgraph, mode, n_explicit=None, mutable=None):
         if not on(phase):
             continue
         phase_sets = [s for s in _PHASE_SETS.get(phase, (phase,)) if on(s)]
-        rewrites = registry.select_local(phase_sets, disabled)
+        rewrites = _select_local(tuple(phase_sets), disabled)
         if not rewrites and phase in extra:
             continue
         initial = None

@@ -276,6 +276,23 @@ class _Index:
         return result
 
 
+_INDEXES: dict = {}
+
+
+def _index_of(rewrites) -> _Index:
+    """The index of these rewrites, built once per set of rewrites (every compilation
+    runs the same few sets; the key holds the rewrite objects, so ids are never reused)."""
+    key = tuple(rewrites)
+    index = _INDEXES.get(key)
+    if index is None:
+        if len(_INDEXES) > 64:
+            _INDEXES.clear()
+        index = _INDEXES[key] = _Index(key)
+    elif len(index._memo) > 50_000:
+        index._memo.clear()  # (ops made by rewrites are new objects: keep the memo bounded)
+    return index
+
+
 def run_local_rewrites(fgraph, rewrites, context=None, merge=True, fold=True,
                        max_steps=None, initial=None) -> Counter:
     """Apply ``rewrites`` (LocalRewrite objects) to ``fgraph`` until nothing changes.
@@ -285,8 +302,8 @@ def run_local_rewrites(fgraph, rewrites, context=None, merge=True, fold=True,
     after an earlier phase. Nodes a change touches get every rewrite.
     Returns a Counter of the rewrites applied (by name).
     """
-    index = _Index(rewrites)
-    first_index = index if initial is None else _Index(initial)
+    index = _index_of(rewrites)
+    first_index = index if initial is None else _index_of(initial)
     untouched: set = set()
     stats = context.stats if context is not None else Counter()
     check = context is not None and context.check
