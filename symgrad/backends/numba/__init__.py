@@ -252,7 +252,7 @@ class NumbaFunction:
 # those inputs; None: every input)
 _CONSUMERS = {"Elemwise": None, "FusedElemwise": None, "Sum": None, "Prod": None, "Max": None,
               "Min": None, "Dot": None, "MatMul": None, "TensorDot": None, "LogSumExp": None,
-              "IncSubtensor": (1,)}
+              "IncSubtensor": (1,), "Scan": None}
 
 
 def _poolable(var, clients) -> bool:
