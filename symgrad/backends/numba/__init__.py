@@ -98,10 +98,10 @@ def _load_module(source: str):
 _BUILTIN: dict = dict(codegen.GENERATORS)
 
 # The op classes whose nodes become numba kernels; every other node runs as numpy code in
-# the generated Python glue (numpy's shape ops, indexing, BLAS dot and vectorised
-# reductions need no compiling). Classes registered with :func:`register` after import
-# become kernels too.
-_KERNEL_CLASS_NAMES = frozenset({"Elemwise", "FusedElemwise", "Scan", "LinearRecurrence"})
+# the generated Python glue (numpy's shape ops, indexing, BLAS dot, vectorised reductions
+# and single elementwise functions, one pass each, need no compiling). Classes registered
+# with :func:`register` after import become kernels too.
+_KERNEL_CLASS_NAMES = frozenset({"FusedElemwise", "Scan", "LinearRecurrence"})
 
 
 def _is_kernel(node) -> bool:
@@ -112,11 +112,9 @@ def _is_kernel(node) -> bool:
     name = cls.__name__
     if name not in _KERNEL_CLASS_NAMES:
         return False
-    if name == "Elemwise" and op.scalar_op.name == "second":
-        return False  # a fill: numpy's own broadcast copy
-    if name in ("Elemwise", "FusedElemwise"):
-        # loops over float arrays; integer and 0-d elementwise nodes (shape arithmetic)
-        # are cheaper as numpy calls than as compiled kernels
+    if name == "FusedElemwise":
+        # loops over float arrays (one pass instead of one per step); integer and 0-d
+        # programs (shape arithmetic) are cheaper as numpy calls than as compiled kernels
         return (any(getattr(o.type, "ndim", 0) > 0 and np.dtype(o.type.dtype).kind in "fc"
                     for o in node.outputs)
                 and any(getattr(i.type, "ndim", 0) > 0 for i in node.inputs))
