@@ -23,7 +23,6 @@ import numpy as np
 
 from symgrad.graph.basic import Apply, Op, Variable, as_list
 from symgrad.graph.traversal import clone_replace, toposort
-from symgrad.graph.vectorize import vectorize_graph
 
 __all__ = [
     "grad", "Lop", "Rop", "jacobian", "hessian", "hessian_vector_product", "verify_grad",
@@ -485,6 +484,7 @@ def _static_size(var) -> int | None:
 
 def _reverse_jacobian_rows(expression, w, consider_constant, disconnected_inputs):
     """J as (expression.size, *w.shape): the pullback of each basis vector, batched."""
+    from symgrad.graph.vectorize import vectorize_graph
     from symgrad.tensor import eye, reshape
 
     flat = expression.flatten()
@@ -504,6 +504,7 @@ def _reverse_jacobian_rows(expression, w, consider_constant, disconnected_inputs
 
 def _forward_jacobian_rows(expression, w, disconnected_inputs):
     """J with the wrt axis first, transposed so the result is (expression.size, *w.shape)."""
+    from symgrad.graph.vectorize import vectorize_graph
     from symgrad.tensor import eye, reshape
 
     m = _static_size(w)
@@ -599,6 +600,7 @@ def hessian(cost, wrt, consider_constant=None, disconnected_inputs="raise", vect
 
 
 def _hessian_forward(g, w):
+    from symgrad.graph.vectorize import vectorize_graph
     from symgrad.tensor import concatenate, eye, reshape, shape
 
     t = w.type()

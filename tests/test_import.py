@@ -25,14 +25,15 @@ LAZY_SUBMODULES = (
     "symgrad.rewrite", "symgrad.backends", "symgrad.tensor.shape", "symgrad.tensor.creation",
     "symgrad.tensor.reduction", "symgrad.tensor.linalg", "symgrad.tensor.subtensor",
     "symgrad.tensor.sort", "symgrad.tensor.special", "symgrad.tensor.extra_ops",
-    "symgrad.tensor.rewriting", "symgrad.tensor.fusion",
+    "symgrad.tensor.rewriting", "symgrad.tensor.fusion", "symgrad.graph.fgraph",
+    "symgrad.graph.traversal", "symgrad.graph.vectorize",
 )
 # Op modules a scalar graph never needs, not even to be compiled.
 UNUSED_BY_SCALAR_GRAPH = (
     "symgrad.scan", "symgrad.printing", "symgrad.tensor.shape", "symgrad.tensor.creation",
     "symgrad.tensor.reduction", "symgrad.tensor.linalg", "symgrad.tensor.subtensor",
     "symgrad.tensor.sort", "symgrad.tensor.special", "symgrad.tensor.extra_ops",
-    "symgrad.backends.jax", "symgrad.backends.numba",
+    "symgrad.backends.jax", "symgrad.backends.numba", "symgrad.graph.vectorize",
 )
 
 
@@ -82,6 +83,8 @@ def test_every_public_name_resolves():
         assert getattr(symgrad, name) is not None, name
     for name in st.__all__:
         assert getattr(st, name) is not None, name
+    for name in symgrad.graph.__all__:
+        assert getattr(symgrad.graph, name) is not None, name
     assert set(symgrad.__all__) <= set(dir(symgrad))
     assert set(st.__all__) <= set(dir(st))
     with pytest.raises(AttributeError, match="no_such_name"):
@@ -119,6 +122,8 @@ def test_lazy_names_are_the_module_objects():
     assert symgrad.rewrite.rewrite_graph is not None
     assert symgrad.function is symgrad.compile.function
     assert symgrad.pp is symgrad.printing.pp
+    assert symgrad.graph.toposort is symgrad.graph.traversal.toposort
+    assert symgrad.graph.FunctionGraph is importlib.import_module("symgrad.graph.fgraph").FunctionGraph
 
 
 def test_functions_named_like_their_modules_keep_the_name():

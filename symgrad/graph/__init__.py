@@ -1,23 +1,22 @@
-"""The backend-neutral graph IR: variables, apply nodes, ops, traversal, FunctionGraph."""
+"""The backend-neutral graph IR: variables, apply nodes, ops, traversal, FunctionGraph.
 
-from symgrad.graph.basic import Apply, Constant, Op, Tag, Type, Variable
-from symgrad.graph.fgraph import FunctionGraph, InconsistencyError, MissingInputError
-from symgrad.graph.traversal import (
-    ancestors,
-    apply_nodes_between,
-    clone,
-    clone_get_equiv,
-    clone_replace,
-    graph_inputs,
-    graph_replace,
-    io_toposort,
-    toposort,
-)
-from symgrad.graph.vectorize import vectorize_graph
+The names are imported from their modules on first use (see :mod:`symgrad._lazy`):
+``import symgrad`` needs only :mod:`symgrad.graph.basic`.
+"""
 
-__all__ = [
-    "Apply", "Constant", "Op", "Tag", "Type", "Variable", "FunctionGraph",
-    "InconsistencyError", "MissingInputError", "ancestors", "apply_nodes_between", "clone",
-    "clone_get_equiv", "clone_replace", "graph_inputs", "graph_replace", "io_toposort",
-    "toposort", "vectorize_graph",
-]
+from symgrad._lazy import make_lazy
+
+_MODULES = {
+    "basic": ("Apply", "Constant", "Op", "Tag", "Type", "Variable"),
+    "fgraph": ("FunctionGraph", "InconsistencyError", "MissingInputError"),
+    "traversal": ("ancestors", "apply_nodes_between", "clone", "clone_get_equiv",
+                  "clone_replace", "graph_inputs", "graph_replace", "io_toposort", "toposort"),
+    "vectorize": ("vectorize_graph",),
+}
+
+__all__ = [name for names in _MODULES.values() for name in names]
+
+make_lazy(__name__, {
+    **{sub: f"symgrad.graph.{sub}" for sub in _MODULES},
+    **{name: f"symgrad.graph.{sub}:{name}" for sub, names in _MODULES.items() for name in names},
+})
