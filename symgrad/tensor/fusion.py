@@ -139,7 +139,14 @@ class FusedElemwise(Op):
         return "Fused{" + self.program.text(list(args)) + "}"
 
     def output_dependencies(self):
-        """For each output, the input positions it depends on (a loop per output)."""
+        """For each output, the input positions it depends on (a loop per output; memoised:
+        the program is immutable)."""
+        deps = self.__dict__.get("_deps")
+        if deps is None:
+            deps = self.__dict__["_deps"] = tuple(tuple(d) for d in self._output_dependencies())
+        return deps
+
+    def _output_dependencies(self):
         steps = self.program.steps
         deps = []
         for o in self.program.outputs:
