@@ -534,6 +534,7 @@ def _emit_fill_alias(em, node):
 
 
 CHUNK = 1 << 14          # elements per block in the blocked loop of a fused node
+BLOCKED_STEPS = 100      # longer programs of several outputs: no blocked copy (source size)
 CHUNK_THRESHOLD = 1 << 15  # outputs at least this large run block by block
 
 
@@ -549,8 +550,8 @@ def _emit_fused(em, node, dest=None):
         _emit_generic(em, node)
         return
     ndim = max(o.type.ndim for o in node.outputs)
-    plan = _chunk_plan(em, node) if ndim > 0 and (
-        dest is None or len(node.outputs) == 1) else None
+    plan = _chunk_plan(em, node) if ndim > 0 and (len(node.outputs) == 1 or (
+        dest is None and len(prog.steps) <= BLOCKED_STEPS)) else None
     if plan is None:
         texts = _emit_program(em, node, [em.expr(i) for i in node.inputs], dest)
         for o, t in zip(node.outputs, texts):
@@ -669,6 +670,43 @@ def _chunk_plan(em, node):
     return ref, sliced, checked
 
 
+class _FreeBuffers:
+    """Dead buffers of a fused program, found by (dims, dtype) in constant time."""
+
+    __slots__ = ("exact", "loose")
+
+    def __init__(self):
+        self.exact: dict = {}   # (dims, dtype) -> [entry]
+        self.loose: dict = {}   # (ndim, dtype) -> [entry]; entry = [name, dims, alive]
+
+    def add(self, name, dims, dtype):
+        entry = [name, dims, True]
+        self.exact.setdefault((dims, dtype), []).append(entry)
+        self.loose.setdefault((len(dims), dtype), []).append(entry)
+
+    @staticmethod
+    def _take(entries, forbidden):
+        if not entries:
+            return None
+        while entries and not entries[-1][2]:
+            entries.pop()
+        for k in range(len(entries) - 1, -1, -1):
+            e = entries[k]
+            if e[2] and e[0] not in forbidden:
+                e[2] = False
+                del entries[k]
+                return e
+        return None
+
+    def take_exact(self, dims, dtype, forbidden=()):
+        e = self._take(self.exact.get((dims, dtype)), forbidden)
+        return None if e is None else e[0]
+
+    def take_any(self, ndim, dtype, forbidden=()):
+        e = self._take(self.loose.get((ndim, dtype)), forbidden)
+        return None if e is None else (e[0], e[1])
+
+
 def _emit_program(em, node, in_texts, final_dest):
     """Emit the steps of a fused node over the given input texts; the output texts.
 
@@ -695,7 +733,7 @@ def _emit_program(em, node, in_texts, final_dest):
             dest_of.setdefault(j, []).append(d)
     results: list[_Arg] = []
     fresh: list[bool] = []
-    free: list = []  # (name, dims, dtype) of dead buffers
+    free = _FreeBuffers()  # dead buffers
     one = frozenset()
     if isinstance(final_dest, str) and final_dest.isidentifier() and len(prog.outputs) == 1:
         # A whole array to write into: earlier steps of the output's shape may use it too.
@@ -708,7 +746,7 @@ def _emit_program(em, node, in_texts, final_dest):
         sop, refs, dtype = prog.steps[o]
         form = _ufunc_form(sop)
         if form is not None and not (form[2] and len(refs) > 2):
-            free.append((final_dest, step_dims[o], dtype))
+            free.add(final_dest, step_dims[o], dtype)
     for j, (sop, refs, dtype) in enumerate(prog.steps):
         args = []
         for r in refs:
@@ -730,10 +768,10 @@ def _emit_program(em, node, in_texts, final_dest):
         for ref in last[j]:
             if ref[0] == "s" and ref[1] not in outputs and fresh[ref[1]]:
                 res = results[ref[1]]
-                free.append((res.text, res.dims, prog.steps[ref[1]][2]))
+                free.add(res.text, res.dims, prog.steps[ref[1]][2])
             elif ref[0] == "i" and ref[1] in inplace_inputs:
                 a = in_args[ref[1]]
-                free.append((a.text, a.dims, node.inputs[ref[1]].type.dtype))
+                free.add(a.text, a.dims, node.inputs[ref[1]].type.dtype)
         form = _ufunc_form(sop)
         dest = None
         dests = dest_of.get(j)
@@ -743,24 +781,20 @@ def _emit_program(em, node, in_texts, final_dest):
         else:
             checked = None
             if ndim > 0 and (form is not None or sop.name in _RECIPES):
-                forbidden = {a.text for a in args[2:]} if form is not None and form[2] else set()
-                for n_, (name, fd, fdt) in enumerate(free):
-                    if fd == dims and fdt == dtype and name not in forbidden:
-                        dest = name
-                        del free[n_]
-                        break
-                else:
+                forbidden = {a.text for a in args[2:]} if form is not None and form[2] else ()
+                dest = free.take_exact(dims, dtype, forbidden)
+                if dest is None and not (form is not None and form[2] and len(args) > 2):
                     # a dead buffer whose shape the dims analysis cannot prove: used when
                     # the operands it must match have its shape at run time
-                    for n_, (name, fd, fdt) in enumerate(free):
-                        if fdt != dtype or name in forbidden or len(fd) != len(dims):
-                            continue
+                    found = free.take_any(len(dims), dtype, forbidden)
+                    if found is not None:
+                        name, fd = found
                         tests = [f"{a.text}.shape == {name}.shape" for a in args
                                  if a.dims != fd and any(a.dims) and a.text != name]
-                        if tests and not (form is not None and form[2] and len(args) > 2):
+                        if tests:
                             checked = f"({name} if {' and '.join(tests)} else None)"
-                            del free[n_]
-                            break
+                        else:
+                            free.add(name, fd, dtype)  # nothing to check it against
             target = dest if dest is not None else em.local()
             if checked is not None:
                 dest = checked
