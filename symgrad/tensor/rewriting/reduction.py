@@ -254,9 +254,6 @@ def local_naive_softmax_grad(fgraph, node):
     out = node.outputs[0]
     if loaded_class(SUM) is None or not is_float(out):
         return None  # (each stable term has a sum: none exists before reduction is imported)
-    Softmax = lazy_class(SOFTMAX)
-    if Softmax is None:
-        return None
     inputs = node.inputs
     for ke, e in enumerate(inputs):
         if elemwise_name(e) != "exp" or e.dtype != out.dtype:
@@ -264,15 +261,16 @@ def local_naive_softmax_grad(fgraph, node):
         for ka, a in enumerate(inputs):
             if ka == ke or elemwise_name(a) != "add":
                 continue
-            new = _stable_softmax_terms(e, a, Softmax, out)
+            new = _stable_softmax_terms(e, a, out)
             if new is not None:
                 rest = [i for j, i in enumerate(inputs) if j not in (ke, ka)]
                 return [sm.mul(*rest, new) if rest else new]
     return None
 
 
-def _stable_softmax_terms(e, a, Softmax, out):
-    """e * a with every e / s of a's terms written as softmax(x), or None."""
+def _stable_softmax_terms(e, a, out):
+    """e * a with every e / s of a's terms written as softmax(x), or None (special's
+    Softmax is imported only once a term matches)."""
     Sum = lazy_class(SUM)
     x = e.owner.inputs[0]
     axis = None
@@ -285,7 +283,7 @@ def _stable_softmax_terms(e, a, Softmax, out):
             ax = _softmax_denominator(d.inputs[1], e)
             if ax is not None and (axis is None or ax == axis):
                 axis = ax
-                soft = Softmax(axis)(x) if soft is None else soft
+                soft = lazy_class(SOFTMAX)(axis)(x) if soft is None else soft
                 terms.append(sm.mul(d.inputs[0], soft))
                 stabilized += 1
                 continue
@@ -301,7 +299,7 @@ def _stable_softmax_terms(e, a, Softmax, out):
                 if rest is not None and ax is not None and ax == s_node.op.axis \
                         and (axis is None or ax == axis) and _is_square_of(den, s):
                     axis = ax  # e * sum(r * e / s^2) = softmax * sum(r * softmax)
-                    soft = Softmax(axis)(x) if soft is None else soft
+                    soft = lazy_class(SOFTMAX)(axis)(x) if soft is None else soft
                     summed = Sum(ax, True)(sm.mul(*rest, soft) if rest else soft)
                     terms.append(sm.mul(soft, summed))
                     stabilized += 1
