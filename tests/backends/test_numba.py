@@ -184,3 +184,20 @@ def test_increments_update_fresh_arrays_in_place_never_inputs():
     y2, _ = f(xv)
     np.testing.assert_array_equal(y1, [0.0, 3.0, 5.0, 7.0])
     assert y2 is not y1
+
+
+def test_broadcasting_inputs_and_fused_outputs_of_different_shapes_after_it():
+    # a kernel has no broadcasting loop: broadcast inputs arrive as views; a later call where
+    # the outputs' shapes differ must still give each output its own shape
+    a, b = st.dmatrix("a"), st.dmatrix("b")
+    c = st.constant(np.arange(3.0).reshape(1, 3))
+    e = st.exp(a)
+    f = _quiet_function([a, b], [e * 2 + c, e * b + 1])
+    r = np.random.default_rng(3)
+    for A, B in ((r.normal(size=(4, 3)), r.normal(size=(1, 3))),
+                 (r.normal(size=(1, 3)), r.normal(size=(4, 3))),
+                 (r.normal(size=(4, 1)), r.normal(size=(4, 3))),
+                 (r.normal(size=(4, 3)), r.normal(size=(4, 3)))):
+        o1, o2 = f(A, B)
+        np.testing.assert_allclose(o1, np.exp(A) * 2 + np.arange(3.0))
+        np.testing.assert_allclose(o2, np.exp(A) * B + 1)

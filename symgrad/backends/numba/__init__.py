@@ -134,6 +134,9 @@ class Kernel:
         fw = FunctionWriter(module)
         fw.one_loop = one_loop
         fw.pool = True
+        # without a broadcasting loop (half the code to compile): the runner passes broadcast
+        # views instead; the loop-per-output form of a fused node broadcasts by itself
+        fw.caller_broadcasts = one_loop
         self.params = []
         for i in node.inputs:
             if isinstance(i, Constant) or i in fw.names:
@@ -145,6 +148,20 @@ class Kernel:
         self.consts = [np.asarray(c.data) for c in fw.const_params]
         # the outputs (in parameter order) that may be written into a buffer passed in
         self.buf_outputs = list(fw.pool_outputs)
+        # for each output, the positions of the parameters it depends on (a fused node whose
+        # outputs do not all depend on every input); else None
+        self.out_deps = None
+        deps = getattr(node.op, "output_dependencies", None)
+        if deps is not None and len(node.outputs) > 1:
+            position = {v: k for k, v in enumerate(self.params)}
+            const_position = {v: k for k, v in enumerate(fw.const_params)}
+            out_deps = [(sorted({position[node.inputs[j]] for j in d
+                                 if node.inputs[j] in position}),
+                         sorted({const_position[node.inputs[j]] for j in d
+                                 if node.inputs[j] in const_position})) for d in deps()]
+            every = (list(range(len(self.params))), list(range(len(self.consts))))
+            if any(d != every for d in out_deps):
+                self.out_deps = out_deps
         self.source = module.source()
         self.node = node
 
@@ -289,6 +306,8 @@ class _KernelRunner:
         self.scalar_in = [k for k, v in enumerate(kernel.params) if _is_scalar(v)]
         self.scalar_out = [(k, np.dtype(o.type.dtype)) for k, o in enumerate(self.node.outputs)
                            if _is_scalar(o)]
+        self.ndim = max((getattr(o.type, "ndim", 0) for o in self.node.outputs), default=0)
+        self.broadcasting = False  # whether to pass inputs broadcast (see _broadcast)
         self.compiled = False
 
     def _setup_pool(self):
@@ -322,21 +341,46 @@ class _KernelRunner:
             for k in self.scalar_in:
                 if not isinstance(args[k], np.ndarray):
                     args[k] = np.asarray(args[k])
-        args = [*args, *self._buffers()]
-        if self.compiled:
-            try:
-                results = self.fn(*args, *self.consts)
-            except ValueError as exc:
-                if str(exc) != codegen.SHAPES_DIFFER:
-                    raise
-                results = self._split(args)
-        else:
-            results = self._first_call(args)
+        if self.broadcasting:
+            broadcast = self._broadcast(args)
+            if broadcast is None:  # outputs of different shapes
+                self._split()
+                return self(*args)
+            args = broadcast
+        try:
+            if self.compiled:
+                results = self.fn(*args, *self._buffers(), *self.consts)
+            else:
+                results = self._first_call(args)
+        except ValueError as exc:
+            message = str(exc)
+            if message == codegen.SHAPES_DIFFER:
+                self._split()
+            elif message == codegen.INPUTS_BROADCAST and not self.broadcasting:
+                self.broadcasting = True  # from now on, broadcast views of the inputs
+            else:
+                raise
+            return self(*args)
         if self.scalar_out:
             results = list(results)
             for k, dtype in self.scalar_out:
                 results[k] = np.asarray(results[k], dtype=dtype)
         return results
+
+    def _broadcast(self, args):
+        """The array inputs as views of the broadcast shape (the kernel has no broadcasting
+        loop; numba compiles it once more for such strided views)."""
+        nd = self.ndim
+        shapes = [a.shape for a in args if isinstance(a, np.ndarray) and a.ndim == nd]
+        shape = np.broadcast_shapes(*shapes, *(c.shape for c in self.consts if c.ndim == nd))
+        for deps, const_deps in self.kernel.out_deps or ():
+            own = [args[k].shape for k in deps if isinstance(args[k], np.ndarray)
+                   and args[k].ndim == nd]
+            own += [self.consts[k].shape for k in const_deps if self.consts[k].ndim == nd]
+            if np.broadcast_shapes(*own) != shape:
+                return None
+        return [np.broadcast_to(a, shape) if isinstance(a, np.ndarray) and a.ndim == nd
+                and a.shape != shape else a for a in args]
 
     def _first_call(self, args):
         """A call that may compile: numba's own warnings are silenced, and a failure to
@@ -346,11 +390,7 @@ class _KernelRunner:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=numba.NumbaWarning)
             try:
-                results = self.fn(*args, *self.consts)
-            except ValueError as exc:
-                if str(exc) != codegen.SHAPES_DIFFER:
-                    raise
-                return self._split(args)
+                results = self.fn(*args, *self._buffers(), *self.consts)
             except (NumbaError, RecursionError) as exc:
                 warnings.warn(f"numba could not compile {self.node.op}: "
                               f"{str(exc).splitlines()[0]}; running it with the Python backend",
@@ -362,17 +402,16 @@ class _KernelRunner:
         self.compiled = True
         return results
 
-    def _split(self, args):
+    def _split(self):
         """Switch to the kernel computing each output in a loop of its own (the outputs of a
-        fused node have different shapes); returns its results for ``args``."""
+        fused node have different shapes)."""
         kernel = Kernel(self.node, one_loop=False)
         runner = _KernelRunner(kernel)
         self.kernel, self.module, self.fn = kernel, runner.module, runner.fn
         self.consts = runner.consts
         self.compiled = False
-        n = len(self.empty)
+        self.broadcasting = False  # (that form has broadcasting loops)
         self._setup_pool()
-        return self._first_call(args[:len(args) - n] + self._buffers())
 
     def _python_node(self):
         from symgrad.backends.python import constant_value

@@ -188,6 +188,8 @@ class FunctionWriter:
         self.pool = False
         self.pool_outputs: list = []
         self.one_loop = False  # several outputs of a fused node in one loop (where it can)
+        # elementwise loops without a broadcasting variant (the caller broadcasts the inputs)
+        self.caller_broadcasts = False
 
     def fresh(self, prefix="t") -> str:
         self._n += 1
@@ -318,10 +320,14 @@ def _weak_literal(var, others_dtypes):
 # the message of the error a one-loop kernel of several outputs raises when an output's shape
 # is smaller than the loop's (see elementwise_kernel's out_deps)
 SHAPES_DIFFER = "symgrad: output shapes differ"
+# the message of the error a kernel compiled without a broadcasting loop raises when an input
+# broadcasts (its caller then passes the inputs broadcast: np.broadcast_to views)
+INPUTS_BROADCAST = "symgrad: inputs broadcast"
 
 
 def elementwise_kernel(module, ndim, arrays, static_shapes, body, results, out_dtypes,
-                       destinations=(), reuse=None, out_deps=None, pool=False):
+                       destinations=(), reuse=None, out_deps=None, pool=False,
+                       caller_broadcasts=False):
     """A helper looping over the broadcast shape of ``arrays`` (each of ``ndim`` dims).
 
     ``body(read) -> (lines, result_exprs)``: ``read(k)`` is the element expression of array
@@ -335,7 +341,8 @@ def elementwise_kernel(module, ndim, arrays, static_shapes, body, results, out_d
     output's own broadcast shape is smaller than the loop's (ValueError(SHAPES_DIFFER); its
     caller then computes the outputs one loop each). With ``pool``, the helper takes one more
     array per output (after the destinations): written into when it has the output's shape
-    (a buffer of an earlier call), else a new array is made.
+    (a buffer of an earlier call), else a new array is made. With ``caller_broadcasts`` there
+    is no broadcasting loop: an input that broadcasts raises ValueError(INPUTS_BROADCAST).
     """
     n = len(arrays)
     destinations = set(destinations)
@@ -367,6 +374,11 @@ def elementwise_kernel(module, ndim, arrays, static_shapes, body, results, out_d
                 lines.append(f"if d{j} != 1 and {ones}:")
                 lines.append(f"    raise ValueError('{SHAPES_DIFFER}')")
     shape = _tuple(dims)
+    full = [f"x{k}.shape[{j}] == d{j}" for k in range(n) for j in range(ndim)
+            if static_shapes[k][j] != 1]
+    if caller_broadcasts and full:
+        lines.append(f"if not ({' and '.join(full)}):")
+        lines.append(f"    raise ValueError('{INPUTS_BROADCAST}')")
     outs = [f"o{m}" for m in range(len(out_dtypes))]
     for m, dt in enumerate(out_dtypes):
         if m in destinations:
@@ -385,7 +397,7 @@ def elementwise_kernel(module, ndim, arrays, static_shapes, body, results, out_d
     flags = []
     for k in range(n):
         for j in range(ndim):
-            if static_shapes[k][j] == 1:
+            if static_shapes[k][j] == 1 or caller_broadcasts:
                 continue
             lines.append(f"m{k}_{j} = 1 if x{k}.shape[{j}] != 1 else 0")
             flags.append(f"d{j} == 1 or m{k}_{j} == 1")
@@ -513,10 +525,11 @@ def _scalar_program(node, steps, out_steps, w, out_deps=None):
                 break
     if out_deps is not None:
         out_deps = [[array_pos.index(k) for k in deps if k in array_pos] for deps in out_deps]
-    pool = getattr(w.fw, "pool", False) and not dests
+    pool = w.fw.pool and not dests
     name = elementwise_kernel(w.module, ndim, array_pos, static, body,
                               [f"p{k}" for k in scalar_pos], out_dtypes, destinations=dests,
-                              reuse=reuse, out_deps=out_deps, pool=pool)
+                              reuse=reuse, out_deps=out_deps, pool=pool,
+                              caller_broadcasts=w.fw.caller_broadcasts)
     for o in [node.outputs[m] for m in dests]:
         w.fw.written_in_place.add(o)
     args = [w.inputs[k] for k in array_pos] + [w.inputs[k] for k in scalar_pos] + [
