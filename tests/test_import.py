@@ -78,6 +78,23 @@ def test_compiling_a_scalar_graph_imports_only_what_it_uses():
     assert unused == []
 
 
+def test_compiling_a_vector_graph_imports_only_what_it_uses():
+    # sums and shapes, but no dot, indexing, sort, softmax, creation function or loop
+    unused = ("symgrad.scan", "symgrad.printing", "symgrad.tensor.creation",
+              "symgrad.tensor.linalg", "symgrad.tensor.subtensor", "symgrad.tensor.sort",
+              "symgrad.tensor.special", "symgrad.tensor.extra_ops")
+    out = run_fresh(LOADED, f"""
+        import symgrad, symgrad.tensor as st
+        x, y = st.dvector("x"), st.dvector("y")
+        f = symgrad.function([x, y], symgrad.grad(st.exp(x * y).sum(), x))
+        assert abs(f([1.0], [2.0])[0] - 2 * 2.718281828459045 ** 2) < 1e-12
+        print(json.dumps([loaded({HEAVY!r}), loaded({unused!r}),
+                          "symgrad.tensor.reduction" in sys.modules]))
+    """)
+    heavy, unused_loaded, used = json.loads(out)
+    assert heavy == [] and unused_loaded == [] and used
+
+
 def test_every_public_name_resolves():
     for name in symgrad.__all__:
         assert getattr(symgrad, name) is not None, name
