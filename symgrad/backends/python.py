@@ -557,14 +557,14 @@ def _emit_fused(em, node, dest=None):
         for o, t in zip(node.outputs, texts):
             em.names[o] = t if dest is None else dest
         return
-    ref, sliced, checked = plan
+    ref, sliced, checks = plan
     ref_text = em.expr(node.inputs[ref])
     targets = [em.local() for _ in node.outputs] if dest is None else [dest]
     for o, t in zip(node.outputs, targets):
         em.names[o] = t
     cond = f"{ref_text}.size < {CHUNK_THRESHOLD}"
-    for k in checked:
-        cond += f" or {em.expr(node.inputs[k])}.shape != {ref_text}.shape"
+    for k, axis in checks:
+        cond += f" or {em.expr(node.inputs[k])}.shape[{axis}] != {ref_text}.shape[{axis}]"
     em.emit(f"if {cond}:")
     em.indent += 1
     texts = _emit_program(em, node, [em.expr(i) for i in node.inputs], dest)
@@ -622,13 +622,13 @@ def _emit_fused(em, node, dest=None):
 
 
 def _chunk_plan(em, node):
-    """``(reference input, inputs to slice by rows, inputs whose shape must equal the
-    reference's at run time)`` when the node can run block by block, else None.
+    """``(reference input, inputs to slice by rows, (input, axis) pairs whose length must
+    equal the reference's at run time)`` when the node can run block by block, else None.
 
-    Every output must have the reference's shape: inputs of the reference's dims are
-    sliced, inputs of length 1 along the first axis (and the reference's dims or 1
-    elsewhere) are broadcast whole; any other input is sliced after a run-time check
-    that its shape is the reference's (else the whole-array code runs)."""
+    Every output must have the reference's shape. An input's axis is left alone where the
+    dims analysis proves it 1 or the reference's length, else checked at run time (a
+    failed check runs the whole-array code). Inputs of length 1 along the first axis are
+    passed whole (broadcast to every block); the others are sliced."""
     outs = node.outputs
     od = em.dims(outs[0])
     if not od or not od[0] or any(em.dims(o) != od for o in outs[1:]):
@@ -649,25 +649,26 @@ def _chunk_plan(em, node):
         if ref is None:
             return None
     rd = dims[ref]
-    sliced, checked = set(), []
+    sliced, checks = set(), []
     for k, i in enumerate(ins):
         d = dims[k]
         if isinstance(i, Constant):
             if any(d):
                 return None
             continue
-        if d == rd:
+        for axis, (a, b) in enumerate(zip(d, rd)):
+            if a and a != b:
+                checks.append((k, axis))
+        if d[0]:
             sliced.add(k)
-        elif not d[0] and all(not a or a == b for a, b in zip(d, rd)):
-            continue  # broadcast along the blocks: passed whole
-        else:
-            sliced.add(k)
-            checked.append(k)
-    # every output must depend on an input of the reference's shape
+    # every output must have the reference's length on every axis where it is not 1
     for deps in node.op.output_dependencies():
+        for axis, b in enumerate(rd):
+            if b and not any(dims[k][axis] for k in deps):
+                return None
         if not any(k in sliced for k in deps):
             return None
-    return ref, sliced, checked
+    return ref, sliced, checks
 
 
 class _FreeBuffers:
@@ -789,9 +790,12 @@ def _emit_program(em, node, in_texts, final_dest):
                     found = free.take_any(len(dims), dtype, forbidden)
                     if found is not None:
                         name, fd = found
-                        tests = [f"{a.text}.shape == {name}.shape" for a in args
-                                 if a.dims != fd and any(a.dims) and a.text != name]
-                        if tests:
+                        tests = [f"{a.text}.shape[{k}] == {name}.shape[{k}]"
+                                 for a in args if a.text != name
+                                 for k, (x, y) in enumerate(zip(a.dims, fd)) if x and x != y]
+                        covered = all(not y or any(a.dims[k] for a in args)
+                                      for k, y in enumerate(fd))
+                        if tests and covered:
                             checked = f"({name} if {' and '.join(tests)} else None)"
                         else:
                             free.add(name, fd, dtype)  # nothing to check it against
