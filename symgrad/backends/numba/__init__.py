@@ -1,17 +1,18 @@
-"""The numba backend: the rewritten graph as generated, jitted Python (``mode="NUMBA"``).
+"""The numba backend (``mode="NUMBA"``): jitted kernels for the loops, numpy for the rest.
 
-Every elementwise node (a single Elemwise or a FusedElemwise from the fusion rewrite)
-becomes one explicit loop over the broadcast shape; reductions, cumulative ops,
-sorting, SumTo and scan loops are generated loops too; shape ops, indexing and dot
-call numpy inside nopython code. Consecutive compilable nodes form one ``@njit``
-function (a *segment*). A node numba cannot run (see :data:`codegen.GENERATORS`)
-runs with the Python backend's implementation between segments, and compiling
-warns with :class:`NumbaFallbackWarning` naming the op.
+The graph runs as the default backend's generated Python (its emitter, reused), except
+that each loop node becomes a call of a jitted *kernel* (:class:`Kernel`): a fused
+elementwise node over float arrays (one pass computing all its outputs), a scan (the
+loop with its step function inside), or a node of a class given numba code with
+:func:`register`. Shape ops, indexing, BLAS dot, reductions and single elementwise
+functions run as numpy calls. A node numba has no code for runs with the Python
+backend's implementation, and compiling warns with :class:`NumbaFallbackWarning`
+naming the op.
 
-The generated source is written to ``$SYMGRAD_CACHE_DIR/numba`` (default
-``~/.cache/symgrad/numba``) under a name derived from its text (so from the graph's
-structure and dtypes), and its functions are jitted with ``cache=True``: a second
-process compiling the same graph loads the machine code from disk.
+A kernel's source depends only on its node, never on the rest of the graph, and is
+written to ``$SYMGRAD_CACHE_DIR/numba`` (default ``~/.cache/symgrad/numba``) under a name
+derived from its text; it is jitted with ``cache=True``. Identical nodes of different
+graphs, and of later processes, reuse the compiled kernel.
 """
 
 from __future__ import annotations

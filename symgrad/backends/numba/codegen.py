@@ -73,7 +73,7 @@ def _tuple(items) -> str:
 _KEEP = frozenset(keyword.kwlist) | {
     "range", "min", "max", "abs", "len", "bool", "int", "float", "complex", "ValueError",
     "IndexError", "np", "math", "njit", "_jit", "sg_sigmoid", "sg_sigmoid32", "sg_digamma",
-    "sg_erfinv", "sg_erfcinv", "sg_tanh"}
+    "sg_erfinv", "sg_erfcinv", "sg_tanh", "sg_tanh_call"}
 _IDENT = re.compile(r"(?<![\w.])[A-Za-z_]\w*")
 _CALL = re.compile(r"^(\s*)(.+?) = (\w+)\((.*)\)$")
 
@@ -159,7 +159,7 @@ class ModuleWriter:
     def source(self) -> str:
         header = ("import math\nimport numpy as np\nfrom numba import njit\n"
                   "from symgrad.backends.numba.scalar import sg_sigmoid, sg_sigmoid32, "
-                  "sg_digamma, sg_erfinv, sg_erfcinv, sg_tanh\n\n"
+                  "sg_digamma, sg_erfinv, sg_erfcinv, sg_tanh, sg_tanh_call\n\n"
                   "_jit = njit(cache=True, error_model='numpy', nogil=True)\n\n")
         return header + "\n\n".join(self.chunks) + "\n"
 
@@ -425,8 +425,9 @@ def elementwise_kernel(module, ndim, arrays, static_shapes, body, results, out_d
     if flags and ndim:
         lines.append(f"if {' and '.join(f'({f})' for f in flags)}:")
         lines += ["    " + line for line in loops(read_direct)]
-        lines.append("else:")
-        lines += ["    " + line for line in loops(read_broadcast)]
+        lines.append("else:")  # (rare: compiled small, inlining nothing)
+        lines += ["    " + line.replace("sg_tanh(", "sg_tanh_call(")
+                  for line in loops(read_broadcast)]
     else:
         lines += loops(read_direct)
     lines.append(f"return {_tuple(outs) if len(outs) > 1 else outs[0]}")
