@@ -569,7 +569,10 @@ def _emit_fused(em, node, dest=None):
     em.indent += 1
     texts = _emit_program(em, node, [em.expr(i) for i in node.inputs], dest)
     if dest is None:
-        em.emit(f"{', '.join(targets)}, = {', '.join(texts)},")
+        if len(targets) == 1:
+            em.emit(f"{targets[0]} = {texts[0]}")
+        else:
+            em.emit(f"{', '.join(targets)} = {', '.join(texts)}")
     em.indent -= 1
     em.emit("else:")
     em.indent += 1
