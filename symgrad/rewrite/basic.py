@@ -34,22 +34,30 @@ __all__ = [
 class LocalRewrite:
     """One node-level rewrite (see the module docstring)."""
 
-    __slots__ = ("name", "fn", "tracks", "sets", "doc")
+    __slots__ = ("name", "fn", "tracks", "sets", "doc", "inputs")
 
     def __init__(self, name: str, fn: Callable, tracks=None, sets: Iterable[str] = (),
-                 doc: str | None = None):
+                 doc: str | None = None, inputs=None):
         self.name = name
         self.fn = fn
-        self.tracks = tuple(tracks) if isinstance(tracks, list | tuple) else (
-            () if tracks is None else (tracks,))
+        self.tracks = _as_tracks(tracks)
         self.sets = frozenset(sets)
         self.doc = doc if doc is not None else (getattr(fn, "__doc__", None) or "")
+        # tracks of which at least one input's owner must be, for the rewrite to be tried
+        # (the rewrite promises to do nothing otherwise): () means no such condition
+        self.inputs = _as_tracks(inputs)
 
     def __call__(self, fgraph, node):
         return self.fn(fgraph, node)
 
     def __repr__(self):
         return f"LocalRewrite({self.name}, sets={sorted(self.sets)})"
+
+
+def _as_tracks(tracks) -> tuple:
+    if isinstance(tracks, list | tuple):
+        return tuple(tracks)
+    return () if tracks is None else (tracks,)
 
 
 class GlobalRewrite:
@@ -162,8 +170,13 @@ def register(rewrite):
     return registry.add(rewrite)
 
 
-def node_rewriter(tracks=None, *, sets=("canonicalize",), name: str | None = None):
+def node_rewriter(tracks=None, *, sets=("canonicalize",), name: str | None = None, inputs=None):
     """Decorator: register ``fn(fgraph, node)`` as a local rewrite.
+
+    ``inputs``: tracks (as for ``tracks``) of which some input of the node must be an
+    output, for the rewrite to be tried at all; a rewrite that looks for, say, a ``fill``
+    among the inputs declares it, and the engine does not call it on the many nodes that
+    have none.
 
     >>> import symgrad.tensor as st
     >>> @node_rewriter([st.neg], sets=("canonicalize",), name="doc_example_neg")
@@ -174,7 +187,7 @@ def node_rewriter(tracks=None, *, sets=("canonicalize",), name: str | None = Non
     >>> registry.remove("doc_example_neg")
     """
     def deco(fn):
-        rw = LocalRewrite(name or fn.__name__, fn, tracks, sets)
+        rw = LocalRewrite(name or fn.__name__, fn, tracks, sets, inputs=inputs)
         register(rw)
         fn.rewrite = rw
         return fn

@@ -241,6 +241,11 @@ class _Index:
         self._memo: dict = {}
         self._n_modules = len(sys.modules)
         self._position = {rw: k for k, rw in enumerate(rewrites)} if self.pending else None
+        # input conditions (``LocalRewrite.inputs``): rewrite -> frozenset of index keys
+        self._input_keys: dict = {}
+        self._entries: dict = {}
+        self._inputs_pending = False
+        self._n_modules_inputs = len(sys.modules)
 
     def _resolve_pending(self):
         """Index the tracks whose modules were imported since (an op of a class can only
@@ -276,6 +281,56 @@ class _Index:
         return result
 
 
+    def _input_condition(self, rw):
+        """The index keys one of which some input's owner must have (None: no condition)."""
+        if not rw.inputs:
+            return None
+        keys = self._input_keys.get(rw)
+        if keys is None:
+            found = []
+            for t in rw.inputs:
+                key = resolve_track(t)
+                if key is None:
+                    return None  # "any node": no condition
+                if isinstance(key, str):
+                    self._inputs_pending = True  # its module is not imported (yet)
+                found.append(key)
+            keys = self._input_keys[rw] = frozenset(found)
+        return keys
+
+    def entries(self, op):
+        """``for_op(op)`` as (rewrite, input condition or None) pairs."""
+        if self._inputs_pending and len(sys.modules) != self._n_modules_inputs:
+            # a module named by an input condition may have been imported since
+            self._n_modules_inputs = len(sys.modules)
+            self._inputs_pending = False
+            self._input_keys.clear()
+            self._entries.clear()
+        entry = self._entries.get(id(op))
+        if entry is not None and entry[0] is op:
+            return entry[1]
+        result = tuple((rw, self._input_condition(rw)) for rw in self.for_op(op))
+        if len(self._entries) > 50_000:
+            self._entries.clear()
+        self._entries[id(op)] = (op, result)
+        return result
+
+
+def _input_keys(node) -> set:
+    """The index keys of the owners of ``node``'s inputs (their ops' classes, and the
+    scalar op of an elementwise one)."""
+    keys: set = set()
+    for i in node.inputs:
+        owner = i.owner
+        if owner is not None:
+            op = owner.op
+            key = node_key(op)
+            if key is not None:
+                keys.add(key)
+            keys.update(type(op).__mro__)
+    return keys
+
+
 _INDEXES: dict = {}
 
 
@@ -290,6 +345,7 @@ def _index_of(rewrites) -> _Index:
         index = _INDEXES[key] = _Index(key)
     elif len(index._memo) > 50_000:
         index._memo.clear()  # (ops made by rewrites are new objects: keep the memo bounded)
+        index._entries.clear()
     return index
 
 
@@ -393,7 +449,13 @@ def run_local_rewrites(fgraph, rewrites, context=None, merge=True, fold=True,
                 if key is not None:
                     merge_table[key] = node
             # 3. local rewrites
-            for rw in (first_index if first else index).for_op(node.op):
+            in_keys = None
+            for rw, needs in (first_index if first else index).entries(node.op):
+                if needs is not None:
+                    if in_keys is None:
+                        in_keys = _input_keys(node)
+                    if needs.isdisjoint(in_keys):
+                        continue
                 try:
                     result = rw.fn(fgraph, node)
                 except (RewriteError, RewriteCheckError):

@@ -195,6 +195,39 @@ def test_only_touched_nodes_are_revisited():
     assert calls.count("cos") == 1 and "mul" not in calls
 
 
+def test_input_condition_limits_the_nodes_a_rewrite_is_tried_on():
+    seen = []
+
+    def spy(fgraph, node):
+        seen.append(tuple(i.owner.op.scalar_op.name if i.owner is not None else None
+                          for i in node.inputs))
+        return None
+
+    def exp_times_to_exp2(fgraph, node):
+        a, b = node.inputs
+        if a.owner is not None and a.owner.op.scalar_op.name == "exp":
+            return [st.exp2(a.owner.inputs[0]) * b]
+        return None
+
+    x, y = st.dvectors("x", "y")
+    out = st.exp(x) * y + st.sin(x) * y + st.cos(st.exp(y) * x)
+    fg = fg_of(out)
+    rewrites = [LocalRewrite("t_spy", spy, tracks=[st.mul], inputs=[st.exp]),
+                LocalRewrite("t_exp2", exp_times_to_exp2, tracks=[st.mul], inputs=[st.exp])]
+    run_local_rewrites(fg, rewrites)
+    # the spy saw only products with an exp among their inputs (not sin(x) * y); the rewrite
+    # after it fired on exp(x) * y
+    assert seen and all("exp" in names for names in seen)
+    assert ("sin", None) not in seen
+    assert "exp2" in pp(fg.outputs[0])
+    # an input condition naming a class of a module that is not imported never matches
+    calls = []
+    ghost = LocalRewrite("t_ghost", lambda fg, node: calls.append(node), tracks=[st.mul],
+                         inputs=["symgrad_no_such_module:Op"])
+    run_local_rewrites(fg_of(st.exp(x) * y), [ghost])
+    assert calls == []
+
+
 def test_hundred_thousand_node_chain_no_recursion():
     x = st.dscalar("x")
     y = x

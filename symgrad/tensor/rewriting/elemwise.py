@@ -23,7 +23,7 @@ def local_fill_remove(fgraph, node):
     return None
 
 
-@node_rewriter([Elemwise], sets=("canonicalize",))
+@node_rewriter([Elemwise], sets=("canonicalize",), inputs=[sm.second])
 def local_fill_sink(fgraph, node):
     """E(fill(a, b), c) -> E(b, c) when the other inputs imply the shape,
     else fill(a, E(b, c)) (fills move to the top, where they often vanish)."""
@@ -53,7 +53,7 @@ def _one_element_constant(var) -> bool:
     return isinstance(var, Constant) and var.data.size == 1
 
 
-@node_rewriter([Elemwise], sets=("canonicalize",))
+@node_rewriter([Elemwise], sets=("canonicalize",), inputs=[sm.second])
 def local_fill_of_constants(fgraph, node):
     """E(c, fill(a, d)) -> fill(a, E(c, d)) when every other input is a one-element constant
     (``200 * fill(t, 1.0) -> fill(t, 200.0)``): E runs on the small value, not the fill."""

@@ -27,6 +27,7 @@ from symgrad.tensor.rewriting.basic import (
     scalar_const,
     single_client,
 )
+from symgrad.tensor.type import ALL_DTYPES
 from symgrad.tensor.variable import TensorConstant
 
 x = pattern_var("x")
@@ -234,7 +235,7 @@ def _cast_target(node):
     return sop.extra.get("dtype") if sop.name.startswith("cast{") else None
 
 
-@node_rewriter([Elemwise], sets=("canonicalize",))
+@node_rewriter([f"cast{{{d}}}" for d in ALL_DTYPES], sets=("canonicalize",))
 def local_cast_canonicalize(fgraph, node):
     """Drop no-op casts; cast(cast(x, wider), d) -> cast(x, d)."""
     target = _cast_target(node)

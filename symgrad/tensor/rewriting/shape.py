@@ -274,7 +274,7 @@ def local_alloc_remove(fgraph, node):
     return None
 
 
-@node_rewriter([Elemwise], sets=("canonicalize",))
+@node_rewriter([Elemwise], sets=("canonicalize",), inputs=[ALLOC])
 def local_alloc_sink(fgraph, node):
     """E(alloc(v, shape), y) -> E(v, y) when the other inputs imply the shape."""
     Alloc = loaded_class(ALLOC)
