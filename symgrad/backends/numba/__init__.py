@@ -149,6 +149,8 @@ class Kernel:
         self.consts = [np.asarray(c.data) for c in fw.const_params]
         # the outputs (in parameter order) that may be written into a buffer passed in
         self.buf_outputs = list(fw.pool_outputs)
+        # a flat kernel: its caller passes every output array (and broadcasts the inputs)
+        self.flat = fw.caller_broadcasts and self.buf_outputs == list(node.outputs)
         # for each output, the positions of the parameters it depends on (a fused node whose
         # outputs do not all depend on every input); else None
         self.out_deps = None
@@ -298,9 +300,8 @@ class _KernelRunner:
 
     def __init__(self, kernel, pooled=()):
         self.kernel = kernel
-        self.pooled = [o for o in kernel.buf_outputs if o in set(pooled)]
-        self._setup_pool()
         self.node = kernel.node
+        self.pooled = [o for o in kernel.buf_outputs if o in set(pooled)]
         self.module = _load_module(kernel.source)
         self.fn = getattr(self.module, kernel.name)
         self.consts = kernel.consts
@@ -310,13 +311,28 @@ class _KernelRunner:
         self.ndim = max((getattr(o.type, "ndim", 0) for o in self.node.outputs), default=0)
         self.broadcasting = False  # whether to pass inputs broadcast (see _broadcast)
         self.compiled = False
+        self._setup()
 
-    def _setup_pool(self):
-        outs = self.kernel.buf_outputs
+    def _setup(self):
+        kernel = self.kernel
+        outs = kernel.buf_outputs
+        self.flat = kernel.flat
         self.empty = [np.empty((0,) * o.type.ndim, dtype=o.type.dtype) for o in outs]
+        self.out_dtypes = [np.dtype(o.type.dtype) for o in outs]
         self.slots = [[] for _ in outs]
         pos = {o: k for k, o in enumerate(outs)}
         self.give_slots = [pos[o] for o in self.pooled if o in pos]
+        # a flat kernel's output shape: for each axis, the parameter whose length it is
+        # (the first whose static length is not 1), or the length itself
+        nd = self.ndim
+        self.axis_refs = []
+        for j in range(nd if self.flat else 0):
+            ref = next((("p", k) for k, v in enumerate(kernel.params)
+                        if v.type.ndim == nd and v.type.shape[j] != 1), None)
+            if ref is None:
+                ref = ("n", next((c.shape[j] for c in self.consts
+                                  if c.ndim == nd and c.shape[j] != 1), 1))
+            self.axis_refs.append(ref)
 
     def give(self, *arrays):
         """Keep these output arrays (the call is over) for the next call to write into."""
@@ -325,15 +341,19 @@ class _KernelRunner:
             if not slot:
                 slot.append(a)
 
-    def _buffers(self):
-        if not self.give_slots:
-            return self.empty
+    def _buffers(self, shape=None):
+        """The output arrays to pass: a flat kernel's outputs of ``shape`` (an array of an
+        earlier call where one came back), else the buffers a kernel may write into."""
         out = list(self.empty)
         for k in self.give_slots:
             try:
                 out[k] = self.slots[k].pop()  # (atomic: two threads never share a buffer)
             except IndexError:
                 pass
+        if shape is not None:
+            for k, a in enumerate(out):
+                if a.shape != shape:
+                    out[k] = np.empty(shape, dtype=self.out_dtypes[k])
         return out
 
     def __call__(self, *args):
@@ -342,26 +362,33 @@ class _KernelRunner:
             for k in self.scalar_in:
                 if not isinstance(args[k], np.ndarray):
                     args[k] = np.asarray(args[k])
+        shape = None
         if self.broadcasting:
             broadcast = self._broadcast(args)
             if broadcast is None:  # outputs of different shapes
                 self._split()
                 return self(*args)
-            args = broadcast
+            args, shape = broadcast
+        elif self.flat:
+            shape = tuple(args[r[1]].shape[j] if r[0] == "p" else r[1]
+                          for j, r in enumerate(self.axis_refs))
         try:
             if self.compiled:
-                results = self.fn(*args, *self._buffers(), *self.consts)
+                results = self.fn(*args, *self._buffers(shape), *self.consts)
             else:
-                results = self._first_call(args)
+                results = self._first_call(args, shape)
         except ValueError as exc:
             message = str(exc)
             if message == codegen.SHAPES_DIFFER:
                 self._split()
-            elif message == codegen.INPUTS_BROADCAST and not self.broadcasting:
+            elif message in (codegen.INPUTS_BROADCAST, codegen.OTHER_SHAPE) and (
+                    not self.broadcasting):
                 self.broadcasting = True  # from now on, broadcast views of the inputs
             else:
                 raise
             return self(*args)
+        if not isinstance(results, tuple):
+            results = (results,)
         if self.scalar_out:
             results = list(results)
             for k, dtype in self.scalar_out:
@@ -370,7 +397,8 @@ class _KernelRunner:
 
     def _broadcast(self, args):
         """The array inputs as views of the broadcast shape (the kernel has no broadcasting
-        loop; numba compiles it once more for such strided views)."""
+        loop; numba compiles it once more for such strided views), and that shape; None
+        where the outputs of a fused node have different shapes."""
         nd = self.ndim
         shapes = [a.shape for a in args if isinstance(a, np.ndarray) and a.ndim == nd]
         shape = np.broadcast_shapes(*shapes, *(c.shape for c in self.consts if c.ndim == nd))
@@ -381,9 +409,9 @@ class _KernelRunner:
             if np.broadcast_shapes(*own) != shape:
                 return None
         return [np.broadcast_to(a, shape) if isinstance(a, np.ndarray) and a.ndim == nd
-                and a.shape != shape else a for a in args]
+                and a.shape != shape else a for a in args], (shape if self.flat else None)
 
-    def _first_call(self, args):
+    def _first_call(self, args, shape):
         """A call that may compile: numba's own warnings are silenced, and a failure to
         compile falls back to the Python backend for this node (with a warning)."""
         from numba.core.errors import NumbaError
@@ -391,7 +419,7 @@ class _KernelRunner:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=numba.NumbaWarning)
             try:
-                results = self.fn(*args, *self._buffers(), *self.consts)
+                results = self.fn(*args, *self._buffers(shape), *self.consts)
             except (NumbaError, RecursionError) as exc:
                 warnings.warn(f"numba could not compile {self.node.op}: "
                               f"{str(exc).splitlines()[0]}; running it with the Python backend",
@@ -412,7 +440,7 @@ class _KernelRunner:
         self.consts = runner.consts
         self.compiled = False
         self.broadcasting = False  # (that form has broadcasting loops)
-        self._setup_pool()
+        self._setup()
 
     def _python_node(self):
         from symgrad.backends.python import constant_value

@@ -323,6 +323,7 @@ SHAPES_DIFFER = "symgrad: output shapes differ"
 # the message of the error a kernel compiled without a broadcasting loop raises when an input
 # broadcasts (its caller then passes the inputs broadcast: np.broadcast_to views)
 INPUTS_BROADCAST = "symgrad: inputs broadcast"
+OTHER_SHAPE = "symgrad: an output array of another shape"
 
 
 def elementwise_kernel(module, ndim, arrays, static_shapes, body, results, out_dtypes,
@@ -345,6 +346,8 @@ def elementwise_kernel(module, ndim, arrays, static_shapes, body, results, out_d
     is no broadcasting loop: an input that broadcasts raises ValueError(INPUTS_BROADCAST).
     """
     n = len(arrays)
+    if caller_broadcasts and not destinations:
+        return _flat_kernel(module, ndim, n, static_shapes, body, results, len(out_dtypes))
     destinations = set(destinations)
     params = [f"x{k}" for k in range(n)] + list(results) + [
         f"dst{m}" for m in range(len(out_dtypes)) if m in destinations]
@@ -431,6 +434,40 @@ def elementwise_kernel(module, ndim, arrays, static_shapes, body, results, out_d
     else:
         lines += loops(read_direct)
     lines.append(f"return {_tuple(outs) if len(outs) > 1 else outs[0]}")
+    return module.helper("ew", params, lines)
+
+
+def _flat_kernel(module, ndim, n, static_shapes, body, results, n_out):
+    """The elementwise loop of a top-level kernel: the caller broadcasts the inputs and
+    passes the output arrays (``buf0``...), so the loop only checks that every shape is the
+    same (a few comparisons: compiling np.empty and the broadcasting arithmetic costs more
+    than the loop)."""
+    params = [f"x{k}" for k in range(n)] + list(results) + [f"buf{m}" for m in range(n_out)]
+    lines, same = [], []
+    for j in range(ndim):
+        ref = next((k for k in range(n) if static_shapes[k][j] != 1), None)
+        lines.append(f"d{j} = x{ref}.shape[{j}]" if ref is not None else f"d{j} = 1")
+        same += [f"x{k}.shape[{j}] == d{j}" for k in range(n)
+                 if k != ref and static_shapes[k][j] != 1]
+    if same:
+        lines += [f"if not ({' and '.join(same)}):",
+                  f"    raise ValueError('{INPUTS_BROADCAST}')"]
+    fits = [f"buf{m}.shape[{j}] == d{j}" for m in range(n_out) for j in range(ndim)]
+    lines += [f"if not ({' and '.join(fits)}):",
+              f"    raise ValueError('{OTHER_SHAPE}')"]
+    indent = ""
+    for j in range(ndim):
+        lines.append(f"{indent}for i{j} in range(d{j}):")
+        indent += "    "
+
+    def read(k):
+        return f"x{k}[{', '.join('0' if static_shapes[k][j] == 1 else f'i{j}' for j in range(ndim))}]"
+    nd_lines, nd_exprs = body(read)
+    lines += [indent + line for line in nd_lines]
+    index = ", ".join(f"i{j}" for j in range(ndim))
+    lines += [f"{indent}buf{m}[{index}] = {e}" for m, e in enumerate(nd_exprs)]
+    outs = [f"buf{m}" for m in range(n_out)]
+    lines.append(f"return {_tuple(outs) if n_out > 1 else outs[0]}")
     return module.helper("ew", params, lines)
 
 
@@ -526,7 +563,7 @@ def _scalar_program(node, steps, out_steps, w, out_deps=None):
                 break
     if out_deps is not None:
         out_deps = [[array_pos.index(k) for k in deps if k in array_pos] for deps in out_deps]
-    pool = w.fw.pool and not dests
+    pool = (w.fw.pool or w.fw.caller_broadcasts) and not dests
     name = elementwise_kernel(w.module, ndim, array_pos, static, body,
                               [f"p{k}" for k in scalar_pos], out_dtypes, destinations=dests,
                               reuse=reuse, out_deps=out_deps, pool=pool,

@@ -182,6 +182,8 @@ def sg_tanh_call(x):
 def _tanh(a, d):
     if np.dtype(d[0]).kind == "c":
         return f"np.tanh({a[0]})"
+    if np.dtype(d[0]) == np.float64:
+        return f"sg_tanh({a[0]})"
     return f"sg_tanh(np.float64({a[0]}))"  # (float32: rounded once, from the float64 result)
 
 
@@ -277,6 +279,11 @@ def cast_expression(expr: str, dtype) -> str:
     return f"np.{dt.name}({expr})"
 
 
+# ScalarOps whose numba expression on floats of one dtype has that dtype already
+_SAME_FLOAT_TYPE = frozenset({"add", "sub", "mul", "true_div", "neg", "sqr", "abs", "identity",
+                              "second", "switch", "maximum", "minimum"})
+
+
 def scalar_expression(scalar_op, args, dtypes, out_dtype) -> str:
     """The expression of ``scalar_op`` on ``args``, cast to ``out_dtype``."""
     name = scalar_op.name
@@ -289,6 +296,9 @@ def scalar_expression(scalar_op, args, dtypes, out_dtype) -> str:
         expr = "(" + (" + " if name == "add" else " * ").join(args) + ")"
     else:
         expr = template(list(args), [np.dtype(x) for x in dtypes])
+    if (np.dtype(out_dtype).kind == "f" and all(np.dtype(x) == out_dtype for x in dtypes)
+            and (name in _SAME_FLOAT_TYPE or (name == "tanh" and out_dtype == np.float64))):
+        return expr  # numba's float arithmetic keeps the dtype: no cast to type and compile
     if np.dtype(out_dtype).kind == "b":
         if name in ("eq", "neq", "lt", "le", "gt", "ge", "isnan", "isinf", "isfinite"):
             return expr
@@ -311,7 +321,7 @@ def literal(value, dtype) -> str:
             text = "np.inf" if v > 0 else "-np.inf"
         else:
             text = repr(v)
-        return f"np.{dt.name}({text})"
+        return text if dt == np.float64 else f"np.{dt.name}({text})"  # (floats are float64)
     if dt.kind in "iu":
         return f"np.{dt.name}({int(value)})"
     if dt.kind == "c":
