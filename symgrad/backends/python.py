@@ -967,6 +967,12 @@ def emit_node_into(em, node, dest):
         _emit_fused(em, node, dest)
 
 
+try:
+    from numpy._core.multiarray import c_einsum as _c_einsum  # einsum minus its wrapper
+except ImportError:  # pragma: no cover
+    _c_einsum = np.einsum
+
+
 def _all_finite(a, _es=np.errstate, _dot=np.dot, _zeros=np.zeros):
     """Whether every element of the matrix ``a`` is finite, in one BLAS pass: ``a @ 0`` is
     all zeros unless a holds an inf or NaN (then NaN); nothing can overflow."""
@@ -986,13 +992,14 @@ def _emit_scaled_identity_dot(em, node):
         _emit_generic(em, node)
         return
     fname = em.bind(node.op.make_thunk_function(node), "f")
-    mul = em.bind(np.multiply, "u")
+    ein = em.bind(_c_einsum, "u")
     fin = em.bind(_all_finite, "f")
     nt, rt, wt = em.expr(n), em.expr(rows[0]), em.expr(w)
     target = em.local()
     em.names[out] = target
-    em.emit(f"{target} = {mul}({rt}.T, {wt}) if {wt}.shape[0] == {nt} and "
-            f"{rt}.shape[1] in (1, {nt}) else None")
+    # einsum's product loop beats the broadcasting multiply r.T * W (same values)
+    em.emit(f"{target} = {ein}('ij,i->ij', {wt}, {rt}[0]) if {wt}.shape[0] == {nt} == "
+            f"{rt}.shape[1] else None")
     em.emit(f"if {target} is None or not {fin}({target}):")
     em.emit(f"    {target} = {fname}({nt}, {rt}, {wt})")
 

@@ -127,11 +127,13 @@ def test_jacobian_scaled_identity_product_inline_and_its_exact_path():
     w, x = st.dmatrix("w"), st.dvector("x")
     f = symgrad.function([w, x], symgrad.gradient.jacobian(st.tanh(st.dot(w, x)), x))
     src = _source(f)
-    assert ".T, a0)" in src and ".reshape(" in src
+    assert "ij,i->ij" in src and ".reshape(" in src
     rng = np.random.default_rng(4)
+    for rows, cols in ((6, 4), (1, 3)):
+        wv, xv = rng.standard_normal((rows, cols)) / 3, rng.standard_normal(cols)
+        y = np.tanh(wv @ xv)
+        np.testing.assert_allclose(f(wv, xv), (1 - y * y)[:, None] * wv)
     wv, xv = rng.standard_normal((6, 6)) / 3, rng.standard_normal(6)
-    y = np.tanh(wv @ xv)
-    np.testing.assert_allclose(f(wv, xv), (1 - y * y)[:, None] * wv)
     # an inf in W: the matrix product's NaNs (0 * inf), not the shortcut's product
     bad = wv.copy()
     bad[2, 3] = np.inf
