@@ -201,3 +201,18 @@ def test_broadcasting_inputs_and_fused_outputs_of_different_shapes_after_it():
         o1, o2 = f(A, B)
         np.testing.assert_allclose(o1, np.exp(A) * 2 + np.arange(3.0))
         np.testing.assert_allclose(o2, np.exp(A) * B + 1)
+
+
+def test_fused_outputs_of_different_static_shapes():
+    # the reductions' means and the centred values of a variance: a fused node may mix
+    # outputs of shape (2, 1, 4) and (2, 3, 4)
+    x = st.dtensor3("x")
+    outs = [st.mean(x, axis=1, keepdims=True), st.var(x, axis=1, keepdims=True),
+            st.std(x, axis=1), st.sum(x, axis=1, keepdims=True) / 3.0 - x]
+    f = _quiet_function([x], outs)
+    X = np.random.default_rng(4).uniform(0.2, 1.2, (2, 3, 4))
+    want = [X.mean(axis=1, keepdims=True), X.var(axis=1, keepdims=True), X.std(axis=1),
+            X.sum(axis=1, keepdims=True) / 3.0 - X]
+    for got, w in zip(f(X), want):
+        assert got.shape == w.shape
+        np.testing.assert_allclose(got, w, rtol=1e-12)

@@ -324,15 +324,27 @@ class _KernelRunner:
         self.give_slots = [pos[o] for o in self.pooled if o in pos]
         # a flat kernel's output shape: for each axis, the parameter whose length it is
         # (the first whose static length is not 1), or the length itself
-        nd = self.ndim
-        self.axis_refs = []
-        for j in range(nd if self.flat else 0):
-            ref = next((("p", k) for k, v in enumerate(kernel.params)
-                        if v.type.ndim == nd and v.type.shape[j] != 1), None)
+        every = (range(len(kernel.params)), range(len(self.consts)))
+        self.axis_refs = self._axis_refs(*every) if self.flat else []
+        # the outputs of a fused node that depend on some of its inputs only: their own
+        # shapes, checked against the loop's (where one differs, a loop per output)
+        self.out_axis_refs = [self._axis_refs(*deps) for deps in kernel.out_deps or ()
+                              ] if self.flat else []
+
+    def _axis_refs(self, params, consts):
+        """For each axis of the output: ("p", k) where its length is parameter k's (the first
+        whose static length is not 1), else ("n", the length)."""
+        nd, refs = self.ndim, []
+        types = [self.kernel.params[k].type for k in params]
+        for j in range(nd):
+            ref = next((("p", k) for k, t in zip(params, types)
+                        if t.ndim == nd and t.shape[j] != 1), None)
             if ref is None:
-                ref = ("n", next((c.shape[j] for c in self.consts
-                                  if c.ndim == nd and c.shape[j] != 1), 1))
-            self.axis_refs.append(ref)
+                ref = ("n", next((self.consts[k].shape[j] for k in consts
+                                  if self.consts[k].ndim == nd and self.consts[k].shape[j] != 1),
+                                 1))
+            refs.append(ref)
+        return refs
 
     def give(self, *arrays):
         """Keep these output arrays (the call is over) for the next call to write into."""
@@ -372,6 +384,11 @@ class _KernelRunner:
         elif self.flat:
             shape = tuple(args[r[1]].shape[j] if r[0] == "p" else r[1]
                           for j, r in enumerate(self.axis_refs))
+            for refs in self.out_axis_refs:
+                if tuple(args[r[1]].shape[j] if r[0] == "p" else r[1]
+                         for j, r in enumerate(refs)) != shape:
+                    self._split()  # outputs of different shapes
+                    return self(*args)
         try:
             if self.compiled:
                 results = self.fn(*args, *self._buffers(shape), *self.consts)
