@@ -763,6 +763,16 @@ def to_first_result(r: dict) -> float | None:
 
 
 def run_cold(case: ColdCase, cfg: Config, log=print) -> dict:
+    # Every process reads compiled bytecode, as after an installation (pip writes it; the
+    # peers' site-packages have it): bytecode goes to a fresh prefix, written by one
+    # untimed warm-up process per system, whatever PYTHONDONTWRITEBYTECODE says here.
+    with tempfile.TemporaryDirectory(prefix="bench-pycache-") as prefix:
+        env = child_env({"PYTHONPYCACHEPREFIX": prefix})
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        return _run_cold(case, cfg, env, log)
+
+
+def _run_cold(case: ColdCase, cfg: Config, env: dict, log=print) -> dict:
     results = []
     runs = 1 if cfg.quick else case.runs
     for name, (family, script) in case.scripts.items():
@@ -774,10 +784,10 @@ def run_cold(case: ColdCase, cfg: Config, log=print) -> dict:
             continue
         res = empty_result(system)
         walls, inner = [], []
-        for _ in range(runs):
+        for k in range(runs + 1):
             t0 = perf()
             try:
-                proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=child_env(),
+                proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env,
                                       capture_output=True, text=True, timeout=case.timeout)
             except subprocess.TimeoutExpired:
                 res["status"], res["message"] = "timeout", f">{case.timeout:.0f} s"
@@ -789,6 +799,8 @@ def run_cold(case: ColdCase, cfg: Config, log=print) -> dict:
                 res["status"] = "unsupported" if family == "symgrad" else "failed"
                 res["message"] = tail[0][:100]
                 break
+            if k == 0:
+                continue  # the warm-up process: it wrote the bytecode
             walls.append(wall)
             inner.append(json.loads(line[6:]))
         if res["status"] == "ok":

@@ -20,8 +20,10 @@ TITLE = "tutorial scalar, grad(x ** 2, x)"
 ABOUT = ("Per-call overhead of `f(4.0)` is the *median* column; build+compile and first call "
          "are medians over fresh graphs (a new variable, graph and function each time). "
          "Cold start: `python -c` that imports, builds, compiles and calls once; *process wall* "
-         "includes interpreter start-up. PyTensor's numba cache on disk is left as a user would "
-         "have it (warm after its first use).")
+         "includes interpreter start-up. Every system reads compiled bytecode, as after an "
+         "installation (one untimed process per system writes it first). PyTensor's numba "
+         "cache on disk is left as a user would have it (warm after its first use); the "
+         "*pytensor-cold* row of the first table compiles from an empty cache.")
 
 
 def tensor_system(family):
