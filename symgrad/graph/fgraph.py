@@ -50,6 +50,7 @@ class FunctionGraph:
         self.variables: set[Variable] = set()
         self.clients: dict[Variable, list[tuple]] = {}
         self.listeners: list[Callable] = []
+        self._order: list[Apply] | None = None  # the last toposort, until the next edit
         if clone:
             # copy and import in one pass over the caller's graph
             equiv = {i: i.clone() for i in inputs}
@@ -128,6 +129,7 @@ class FunctionGraph:
         """Add the nodes producing ``outputs`` that the graph does not have yet."""
         if all(o in self.variables for o in outputs):
             return
+        self._order = None
         for node in toposort(outputs, self.variables):  # a set: not copied, O(new nodes)
             for i in node.inputs:
                 if (i.owner is None and i not in self.variables
@@ -165,6 +167,7 @@ class FunctionGraph:
 
     # -- editing ----------------------------------------------------------------------
     def change_input(self, node, index: int, new: Variable, reason: str | None = None) -> None:
+        self._order = None
         if node == OUTPUT:
             old = self.outputs[index]
             if old is new:
@@ -203,7 +206,11 @@ class FunctionGraph:
             self.replace(old, new, reason)
 
     def toposort(self) -> list[Apply]:
-        return toposort(self.outputs, self.inputs)
+        """The nodes in an order where each comes after those computing its inputs (a new
+        list; the order is remembered until the graph is edited, as passes ask in turn)."""
+        if self._order is None:
+            self._order = toposort(self.outputs, self.inputs)
+        return list(self._order)
 
     def clone(self) -> FunctionGraph:
         return FunctionGraph(self.inputs, self.outputs, clone=True)

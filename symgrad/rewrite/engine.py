@@ -316,18 +316,34 @@ class _Index:
         return result
 
 
-def _input_keys(node) -> set:
-    """The index keys of the owners of ``node``'s inputs (their ops' classes, and the
-    scalar op of an elementwise one)."""
-    keys: set = set()
+_OP_KEYS: dict = {}
+_NO_KEYS: frozenset = frozenset()
+
+
+def _op_keys(op) -> frozenset:
+    """The index keys ``op`` answers to: its classes, and its scalar op when elementwise."""
+    entry = _OP_KEYS.get(id(op))
+    if entry is not None and entry[0] is op:
+        return entry[1]
+    keys = set(type(op).__mro__)
+    key = node_key(op)
+    if key is not None:
+        keys.add(key)
+    keys = frozenset(keys)
+    if len(_OP_KEYS) > 50_000:
+        _OP_KEYS.clear()
+    _OP_KEYS[id(op)] = (op, keys)
+    return keys
+
+
+def _input_keys(node) -> frozenset:
+    """The index keys of the owners of ``node``'s inputs."""
+    keys = _NO_KEYS
     for i in node.inputs:
         owner = i.owner
         if owner is not None:
-            op = owner.op
-            key = node_key(op)
-            if key is not None:
-                keys.add(key)
-            keys.update(type(op).__mro__)
+            k = _op_keys(owner.op)
+            keys = k if keys is _NO_KEYS else keys | k
     return keys
 
 

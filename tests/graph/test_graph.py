@@ -120,6 +120,23 @@ def test_function_graph_clients_and_replace():
     assert {n.op for n in fg.apply_nodes} == {sin.op, out.owner.op}
 
 
+def test_function_graph_toposort_follows_edits():
+    x = st.dvector("x")
+    fg = FunctionGraph([x], [st.exp(x) + 1])
+    (fx,) = fg.inputs
+    first = fg.toposort()
+    assert [n.op for n in first] == [exp.op, fg.outputs[0].owner.op]
+    first.clear()  # the caller's list: the graph's order is not affected
+    assert len(fg.toposort()) == 2
+    fa = fg.outputs[0].owner.inputs[0]
+    fg.replace(fa, st.sin(st.sin(fx)))
+    order = fg.toposort()
+    assert [n.op for n in order[:2]] == [sin.op, sin.op] and len(order) == 3
+    assert fa.owner not in order
+    fg.change_input("output", 0, fx)
+    assert fg.toposort() == []
+
+
 def test_function_graph_replace_checks_types():
     x = st.dvector("x")
     y = st.exp(x)
