@@ -236,3 +236,17 @@ def test_rewrite_tracks_and_dims_rules_of_modules_imported_later():
     finally:
         del sys.modules[name]
         dims.DIMS_RULES.pop(LateOp, None)
+
+
+def test_a_logistic_model_compiles_without_scipy():
+    # 1 / (1 + exp(-x)) becomes sigmoid when stabilized; sigmoid must not load scipy
+    out = run_fresh(LOADED, f"""
+        import symgrad, symgrad.tensor as st
+        x = st.dmatrix("x")
+        g = symgrad.grad(st.sum(1 / (1 + st.exp(-x))), x)
+        f = symgrad.function([x], [st.sigmoid(x), g])
+        s, d = f([[0.0, -800.0]])
+        assert s.tolist() == [[0.5, 0.0]] and d.tolist() == [[0.25, 0.0]], (s, d)
+        print(json.dumps(loaded({HEAVY!r})))
+    """)
+    assert json.loads(out) == []

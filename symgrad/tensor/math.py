@@ -216,7 +216,27 @@ def _softplus_impl(x):
     return out
 
 
-sigmoid = _define("sigmoid", "scipy.special.expit", partials=lambda ins, z: [z * (_c(1) - z)])
+def _sigmoid_impl(x):
+    # scipy.special.expit's values and dtypes (float32 and longdouble stay, the rest become
+    # float64, complex is refused) without importing scipy: a logistic model compiles
+    # without scipy's import time. 1 / (1 + exp(-x)) is accurate everywhere (no
+    # cancellation; exp overflowing to inf gives the right 0).
+    x = np.asarray(x)
+    if x.dtype.kind not in "biuf":
+        raise TypeError(f"sigmoid is not defined for dtype {x.dtype}")
+    # float32 is computed in float64 and rounded once (a correctly rounded result, mostly)
+    work = np.longdouble if x.dtype == np.longdouble else np.float64
+    with np.errstate(over="ignore"):
+        out = np.exp(np.negative(np.array(x, dtype=work, ndmin=1)))
+    out += 1
+    np.reciprocal(out, out=out)
+    if x.dtype == np.float32:
+        out = out.astype(np.float32)
+    out = out.reshape(x.shape)
+    return out if out.ndim else out[()]
+
+
+sigmoid = _define("sigmoid", _sigmoid_impl, partials=lambda ins, z: [z * (_c(1) - z)])
 softplus = _define("softplus", _softplus_impl, partials=lambda ins, z: [sigmoid(ins[0])])
 erf = _define("erf", "scipy.special.erf",
         partials=lambda ins, z: [_c(2 / _math.sqrt(_math.pi)) * exp(-(ins[0] * ins[0]))])
