@@ -103,6 +103,7 @@ class FunctionGraph:
         clients = self.clients
         variables = self.variables
         nodes = self.apply_nodes
+        new_apply = Apply.__new__
         for node in toposort(outputs, set(equiv)):
             new_inputs = []
             for i in node.inputs:
@@ -116,7 +117,15 @@ class FunctionGraph:
                         clients[n] = []
                 new_inputs.append(n)
             new_outputs = [o.clone() for o in node.outputs]
-            new = Apply(node.op, new_inputs, new_outputs)
+            # (the node was checked when it was made: no need to check its copy again)
+            new = new_apply(Apply)
+            new.op = node.op
+            new.inputs = new_inputs
+            new.outputs = new_outputs
+            new._tag = None
+            for k, o in enumerate(new_outputs):
+                o.owner = new
+                o.index = k
             nodes.add(new)
             for k, n in enumerate(new_inputs):
                 clients[n].append((new, k))

@@ -158,6 +158,8 @@ def _acyclic(nodes, clusters, fgraph):
     """Each cluster may be convex on its own and still depend on another cluster that
     depends on it (a cycle once both are fused). Demote the multi-output clusters on such
     cycles to tree fusion (which never forms them) until the cluster graph is acyclic."""
+    if len(clusters) < 2:
+        return clusters  # one convex cluster (or a tree) is no cycle
     while True:
         owner = {}
         for ci, c in enumerate(clusters):
