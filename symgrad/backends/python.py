@@ -1064,6 +1064,30 @@ def _emit_subtensor(em, node):
     _emit_generic(em, node)
 
 
+def _emit_alloc(em, node):
+    """``Alloc`` of a constant scalar: ``np.zeros`` (pages the kernel zeroes lazily) or
+    ``np.full``, of a shape tuple."""
+    value, shp = node.inputs
+    out = node.outputs[0]
+    if not isinstance(value, Constant) or value.data.size != 1 or out.type.ndim == 0:
+        _emit_generic(em, node)
+        return
+    if isinstance(shp, Constant):
+        st = repr(_shape_tuple(np.asarray(shp.data).reshape(-1)))
+    elif shp in em.shape_tuples:
+        st = em.shape_tuples[shp]
+    else:
+        st = f"{em.expr(shp)}.tolist()"
+    dt = em.bind(np.dtype(out.type.dtype), "k")
+    v = np.asarray(value.data, dtype=out.type.dtype).reshape(())
+    target = em.local()
+    em.names[out] = target
+    if v == 0 and not np.signbit(v):
+        em.emit(f"{target} = {em.bind(np.zeros, 'f')}({st}, {dt})")
+    else:
+        em.emit(f"{target} = {em.bind(np.full, 'f')}({st}, {em.bind(v[()], 'k')}, {dt})")
+
+
 def _emit_generic(em, node):
     fname = em.bind(node.op.make_thunk_function(node), "f")
     args = ", ".join(em.expr(i) for i in node.inputs)
@@ -1136,6 +1160,7 @@ _SPECIAL_BY_NAME = (
     ("symgrad.tensor.rewriting.linalg", "_ScaledIdentityDot", _emit_scaled_identity_dot),
     ("symgrad.tensor.shape", "Reshape", _emit_reshape),
     ("symgrad.tensor.shape", "Shape", _emit_shape),
+    ("symgrad.tensor.shape", "Alloc", _emit_alloc),
     ("symgrad.tensor.shape", "Join", _emit_join),
     ("symgrad.tensor.subtensor", "Subtensor", _emit_subtensor),
 )

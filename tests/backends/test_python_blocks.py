@@ -178,3 +178,23 @@ def test_a_dead_buffer_is_not_taken_by_a_smaller_broadcast_result():
     assert q.shape == (1, 5)
     np.testing.assert_allclose(p, np.exp(av @ bv) * 2 * (rv + 1))
     np.testing.assert_allclose(q, (rv + 1) * 3)
+
+
+@pytest.mark.parametrize("value", [0.0, -0.0, 2.5])
+def test_alloc_of_a_constant(value):
+    x = st.dmatrix("x")
+    a = st.alloc(np.float64(value), x.shape[0], x.shape[1])
+    f = symgrad.function([x], [a, a + x])
+    xv = np.arange(6.0).reshape(2, 3)
+    p, q = f(xv)
+    np.testing.assert_array_equal(p, np.full((2, 3), value))
+    assert np.all(np.signbit(p) == np.signbit(value)) and p.flags.writeable
+    np.testing.assert_array_equal(q, xv + value)
+
+
+def test_alloc_with_a_negative_length_names_the_op():
+    n = st.lscalar("n")
+    f = symgrad.function([n], st.alloc(np.float64(1.5), n, 2))
+    np.testing.assert_array_equal(f(3), np.full((3, 2), 1.5))
+    with pytest.raises(ValueError, match="negative"):
+        f(-1)
