@@ -404,11 +404,19 @@ def run_local_rewrites(fgraph, rewrites, context=None, merge=True, fold=True,
                     if c != "output":
                         push(c)
 
-    for node in fgraph.toposort():
-        queued.add(node)
-        queue.append(node)
-    if initial is not None:
-        untouched.update(queued)
+    if initial is None:
+        for node in fgraph.toposort():
+            queued.add(node)
+            queue.append(node)
+    else:
+        # an untouched node is visited only when one of ``initial`` could apply to it (a
+        # node that a change touches later is queued then, like any other)
+        entries = first_index.entries
+        for node in fgraph.toposort():
+            untouched.add(node)
+            if entries(node.op):
+                queued.add(node)
+                queue.append(node)
     output_types = [o.type for o in fgraph.outputs]
     op_canon = _OpCanon()
     merge_table: dict = {}
