@@ -1061,7 +1061,44 @@ def _emit_subtensor(em, node):
         em.names[node.outputs[0]] = target
         em.emit(f"{target} = {arr}({em.shape_tuples[src]}[{k}], {i64})")
         return
-    _emit_generic(em, node)
+    index = _constant_index_text(node)
+    if index is None or src.type.ndim == 0 or isinstance(src, Constant):
+        _emit_generic(em, node)
+        return
+    target = em.local()
+    em.names[node.outputs[0]] = target
+    em.emit(f"{target} = {em.expr(src)}[{index}]")
+
+
+def _constant_index_text(node):
+    """Source of a basic index whose entries are all constants (``1:, 0, None, ...``),
+    ending in ``...`` so that numpy returns a view (a 0-d one for a single element)."""
+    op = node.op
+    if getattr(op, "advanced", True) or type(op).__name__ != "Subtensor":
+        return None
+    vals = node.inputs[1:]
+    if not all(isinstance(v, Constant) for v in vals):
+        return None
+    vals = iter(vals)
+    parts = []
+    for e in op.idx_list:
+        if isinstance(e, tuple):
+            bounds = []
+            for has in e[1:]:
+                bounds.append(repr(int(next(vals).data)) if has else "")
+            text = ":".join(bounds[:2]) + (f":{bounds[2]}" if bounds[2] else "")
+            parts.append(text)
+        elif e == "i":
+            v = next(vals).data
+            if v.dtype.kind not in "iu" or v.ndim != 0:
+                return None
+            parts.append(repr(int(v)))
+        elif e == "n":
+            parts.append("None")
+        else:
+            return None
+    parts.append("...")
+    return ", ".join(parts)
 
 
 def _emit_alloc(em, node):

@@ -198,3 +198,18 @@ def test_alloc_with_a_negative_length_names_the_op():
     np.testing.assert_array_equal(f(3), np.full((3, 2), 1.5))
     with pytest.raises(ValueError, match="negative"):
         f(-1)
+
+
+def test_constant_basic_indices_inline_as_views():
+    x, m = st.dvector("x"), st.dmatrix("m")
+    outs = [x[1:] * 2, x[::2] + 0 * x[::2], m[0] * 1.5, m[1, 2] + 1, m[:, None, 1:3] * 2, x[-1] * 3]
+    f = symgrad.function([x, m], outs)
+    assert "a0[1:, ...]" in _source(f)
+    xv, mv = np.arange(5.0), np.arange(12.0).reshape(3, 4)
+    expected = [xv[1:] * 2, xv[::2], mv[0] * 1.5, mv[1, 2] + 1, mv[:, None, 1:3] * 2, xv[-1] * 3]
+    for got, want in zip(f(xv, mv), expected):
+        assert isinstance(got, np.ndarray) and got.shape == np.shape(want)
+        np.testing.assert_array_equal(got, want)
+    g = symgrad.function([x], x[4])
+    with pytest.raises(backend.OpRuntimeError, match="Subtensor"):
+        g(np.arange(3.0))
