@@ -27,7 +27,7 @@ from symgrad.tensor.rewriting.basic import (
     scalar_const,
     single_client,
 )
-from symgrad.tensor.type import ALL_DTYPES
+from symgrad.tensor.type import ALL_DTYPES, TensorType
 from symgrad.tensor.variable import TensorConstant
 
 x = pattern_var("x")
@@ -106,6 +106,25 @@ def _flattenable(fgraph, var, name, dtype, out):
     return all(i.dtype == dtype or isinstance(i, Constant) for i in var.owner.inputs)
 
 
+_DTYPE_NAMES = {np.dtype(d): d for d in ALL_DTYPES}
+
+
+def _scalar_constant(value, dtype=None, weak=False):
+    """``constant(value, dtype=..., weak=...)`` for a value just computed here (a 0-d result
+    of numpy or a Python number), without constant()'s general conversions."""
+    try:
+        arr = np.array(value, dtype=dtype)  # a private copy
+    except (TypeError, ValueError, OverflowError):
+        arr = None
+    name = None if arr is None else _DTYPE_NAMES.get(arr.dtype)
+    if name is None or arr.ndim != 0:
+        if dtype is None:
+            dtype = np.asarray(value).dtype
+        return constant(value, dtype=dtype, weak=weak)
+    arr.setflags(write=False)
+    return TensorConstant(TensorType(name, ()), arr, weak=weak)
+
+
 def _combine(consts, op):
     """The product/sum of size-1 constants, weak when they all are."""
     weak = all(getattr(c, "weak", False) for c in consts)
@@ -114,13 +133,12 @@ def _combine(consts, op):
         acc = vals[0].item()
         for v in vals[1:]:
             acc = op(acc, v.item())
-        return constant(acc, weak=True, dtype=_weak_dtype(acc))
+        return _scalar_constant(acc, dtype=_weak_dtype(acc), weak=True)
     with np.errstate(all="ignore"):
         acc = vals[0].item() if getattr(consts[0], "weak", False) else vals[0]
         for c, v in zip(consts[1:], vals[1:]):
             acc = op(acc, v.item() if getattr(c, "weak", False) else v)
-    arr = np.asarray(acc)
-    return constant(arr, dtype=arr.dtype)
+    return _scalar_constant(acc)
 
 
 def _canonical_nary(fgraph, node, name, neutral, absorbing, op):
