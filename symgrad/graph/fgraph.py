@@ -155,20 +155,25 @@ class FunctionGraph:
 
     def _remove_client(self, var: Variable, client: tuple) -> None:
         """Drop one client; prune nodes nobody uses any more (a loop, not recursion)."""
+        all_clients = self.clients
+        nodes = self.apply_nodes
         work = [(var, client)]
         while work:
             v, c = work.pop()
-            clients = self.clients[v]
+            clients = all_clients[v]
             clients.remove(c)
-            if clients or v.owner is None or v.owner not in self.apply_nodes:
+            if clients:
                 continue
             node = v.owner
-            if any(self.clients[o] for o in node.outputs):
+            if node is None or node not in nodes:
                 continue
-            self.apply_nodes.discard(node)
-            for o in node.outputs:
+            outputs = node.outputs
+            if len(outputs) > 1 and any(all_clients[o] for o in outputs):
+                continue
+            nodes.discard(node)
+            for o in outputs:
                 self.variables.discard(o)
-                del self.clients[o]
+                del all_clients[o]
             for fn in self.listeners:
                 fn("prune", node)
             for k, i in enumerate(node.inputs):
@@ -177,7 +182,7 @@ class FunctionGraph:
     # -- editing ----------------------------------------------------------------------
     def change_input(self, node, index: int, new: Variable, reason: str | None = None) -> None:
         self._order = None
-        if node == OUTPUT:
+        if isinstance(node, str):  # OUTPUT
             old = self.outputs[index]
             if old is new:
                 return
@@ -187,7 +192,8 @@ class FunctionGraph:
             old = node.inputs[index]
             if old is new:
                 return
-            self.import_graph([new])
+            if new not in self.variables:
+                self.import_graph([new])
             node.inputs[index] = new
         self.clients[new].append((node, index))
         self._remove_client(old, (node, index))
