@@ -82,22 +82,26 @@ def _var_label(var: Variable, position: int | None = None) -> str:
 
 
 def _sum_terms(terms):
-    from symgrad.tensor.math import add
-
     if len(terms) == 1:
         return terms[0]
+    add = _ADD[0]
+    if add is None:
+        # (fetched once: a ``from ... import`` in this hot path costs microseconds per call)
+        from symgrad.tensor.math import add
+        _ADD[0] = add
     return add(*terms)
+
+
+_ADD: list = [None]
 
 
 def _fit_to(value, like):
     """Cast a derivative to ``like``'s float dtype (float32 stays float32)."""
+    if value.type.dtype == like.type.dtype or _is_discrete(like):
+        return value
     from symgrad.tensor.elemwise import cast
 
-    if _is_discrete(like):
-        return value
-    if value.type.dtype != like.type.dtype:
-        value = cast(value, like.type.dtype)
-    return value
+    return cast(value, like.type.dtype)
 
 
 def _zeros_like(var):
