@@ -73,7 +73,7 @@ def _tuple(items) -> str:
 _KEEP = frozenset(keyword.kwlist) | {
     "range", "min", "max", "abs", "len", "bool", "int", "float", "complex", "ValueError",
     "IndexError", "np", "math", "njit", "_jit", "sg_sigmoid", "sg_sigmoid32", "sg_digamma",
-    "sg_erfinv", "sg_erfcinv", "sg_tanh", "sg_tanh_call"}
+    "sg_erfinv", "sg_erfcinv", "sg_tanh"}
 _IDENT = re.compile(r"(?<![\w.])[A-Za-z_]\w*")
 _CALL = re.compile(r"^(\s*)(.+?) = (\w+)\((.*)\)$")
 
@@ -159,7 +159,7 @@ class ModuleWriter:
     def source(self) -> str:
         header = ("import math\nimport numpy as np\nfrom numba import njit\n"
                   "from symgrad.backends.numba.scalar import sg_sigmoid, sg_sigmoid32, "
-                  "sg_digamma, sg_erfinv, sg_erfcinv, sg_tanh, sg_tanh_call\n\n"
+                  "sg_digamma, sg_erfinv, sg_erfcinv, sg_tanh\n\n"
                   "_jit = njit(cache=True, error_model='numpy', nogil=True)\n\n")
         return header + "\n\n".join(self.chunks) + "\n"
 
@@ -420,19 +420,17 @@ def elementwise_kernel(module, ndim, arrays, static_shapes, body, results, out_d
     def read_direct(k):
         return f"x{k}[{', '.join('0' if static_shapes[k][j] == 1 else f'i{j}' for j in range(ndim))}]"
 
-    def read_broadcast(k):
-        idx = []
-        for j in range(ndim):
-            idx.append("0" if static_shapes[k][j] == 1 else f"i{j} * m{k}_{j}")
-        return f"x{k}[{', '.join(idx)}]"
     if flags and ndim:
-        lines.append(f"if {' and '.join(f'({f})' for f in flags)}:")
-        lines += ["    " + line for line in loops(read_direct)]
-        lines.append("else:")  # (rare: compiled small, inlining nothing)
-        lines += ["    " + line.replace("sg_tanh(", "sg_tanh_call(")
-                  for line in loops(read_broadcast)]
-    else:
-        lines += loops(read_direct)
+        # an input that broadcasts is first copied to the full shape (rare: the loop's body,
+        # compiled once, always reads every input at the loop's own index)
+        lines.append(f"if not ({' and '.join(f'({f})' for f in flags)}):")
+        copy = assign_helper(module, ndim, ndim)
+        for k in range(n):
+            if all(static_shapes[k][j] == 1 for j in range(ndim)):
+                continue
+            full = _tuple([f"d{j}" if static_shapes[k][j] != 1 else "1" for j in range(ndim)])
+            lines.append(f"    x{k} = {copy}(np.empty({full}, dtype=x{k}.dtype), x{k})")
+    lines += loops(read_direct)
     lines.append(f"return {_tuple(outs) if len(outs) > 1 else outs[0]}")
     return module.helper("ew", params, lines)
 
@@ -1023,7 +1021,48 @@ def _dot(op, node, w):
               for v, e in zip((a, b), w.inputs)]
     if _ndim(a) == 0 or _ndim(b) == 0:
         return [f"{w.out()} = {ea} * {eb}"]
+    if dt.kind == "f" and _ndim(a) == 1:
+        # a vector-matrix or vector-vector product as loops: numba's np.dot costs about half
+        # a second of compiling per kind of product, and BLAS is no faster on such loops
+        # (a matrix-vector product keeps BLAS: a row's dot product does not vectorise
+        # without reassociating as BLAS does)
+        name = _dot_helper(w.module, _ndim(a), _ndim(b), dt)
+        return [f"{w.out()} = {name}({ea}, {eb})"]
     return [f"{w.out()} = np.dot({ea}, {eb})"]
+
+
+def _dot_helper(module, nd_a, nd_b, dt):
+    """``dot(a, b)`` for (vector, matrix) or (vector, vector) operands, as loops LLVM
+    vectorises: a sweep over the matrix's rows, or four partial sums."""
+    zero = literal(0, dt)
+    check = ["raise ValueError('dot: shapes not aligned')"]
+    if (nd_a, nd_b) == (1, 2):
+        lines = ["n = b.shape[1]", "if a.shape[0] != b.shape[0]:", "    " + check[0],
+                 f"out = np.empty((n,), dtype={_np_dtype(dt)})",
+                 "for j in range(n):", f"    out[j] = {zero}",
+                 "for i in range(a.shape[0]):", "    ai = a[i]",
+                 "    for j in range(n):", "        out[j] += ai * b[i, j]",
+                 "return out"]
+        return module.helper("vm", ["a", "b"], lines)
+
+    def row_sums(rows, m):
+        """Lines adding up ``row[j] * v[j]`` for each of ``rows`` (expressions indexing a
+        row with ``{}``) into s{r}: four partial sums each, then the leftover tail."""
+        out = [f"p{r}_{q} = {zero}" for r in range(len(rows)) for q in range(4)]
+        out.append(f"for j in range(0, {m} - {m} % 4, 4):")
+        out += [f"    v{q} = v[j + {q}]" for q in range(4)]
+        out += [f"    p{r}_{q} += {row.format(f'j + {q}')} * v{q}"
+                for r, row in enumerate(rows) for q in range(4)]
+        out += [f"s{r} = (p{r}_0 + p{r}_1) + (p{r}_2 + p{r}_3)" for r in range(len(rows))]
+        out.append(f"for j in range({m} - {m} % 4, {m}):")
+        out += [f"    s{r} += {row.format('j')} * v[j]" for r, row in enumerate(rows)]
+        return out
+    if (nd_a, nd_b) == (1, 1):
+        lines = ["v = b", "if a.shape[0] != v.shape[0]:", "    " + check[0]]
+        lines += row_sums(["a[{}]"], "a.shape[0]")
+        lines.append("return s0")
+        return module.helper("vv", ["a", "b"], lines)
+    raise ValueError(f"no dot loop for operands of {nd_a} and {nd_b} dimensions")
 
 
 def _matmul(op, node, w):

@@ -172,13 +172,6 @@ def _define_tanh():
 sg_tanh = _define_tanh()
 
 
-@njit(**_JIT)
-def sg_tanh_call(x):
-    """sg_tanh as a call (compiled once): for loops where vectorising does not pay for the
-    cost of compiling it inline (the broadcasting variant of a loop)."""
-    return sg_tanh(x)
-
-
 def _tanh(a, d):
     if np.dtype(d[0]).kind == "c":
         return f"np.tanh({a[0]})"
