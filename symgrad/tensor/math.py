@@ -359,10 +359,12 @@ __all__ += ["fill", "where", "true_divide", "divide", "floor_divide", "power", "
 def __getattr__(name):
     # PyTensor's tensor.math also holds reductions and products (sum, max, dot, ...);
     # they live in their own modules here and are resolved on first use.
-    import symgrad.tensor as T
-
     if name in ("sum", "prod", "mean", "var", "std", "max", "min", "argmax", "argmin", "any",
                 "all", "logsumexp", "cumsum", "cumprod", "dot", "matmul", "tensordot", "outer",
                 "max_and_argmax", "einsum"):
+        import symgrad.tensor as T
+
         return getattr(T, name)
+    # (asked for __path__ by every ``from symgrad.tensor.math import x`` in a function: no
+    # import statement on this path)
     raise AttributeError(f"module 'symgrad.tensor.math' has no attribute {name!r}")
