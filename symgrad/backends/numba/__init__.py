@@ -214,6 +214,7 @@ class NumbaFunction:
         outputs = set(fgraph.outputs)
         owned = set()  # fresh arrays that only their one client reads: updated in place
         returns = []
+        kernel_nodes = {node for node, kernel in plan if kernel is not None}
         for node, kernel in plan:
             if kernel is None:
                 n_fallbacks += codegen.lookup(node.op) is None or _is_kernel(node)
@@ -230,7 +231,8 @@ class NumbaFunction:
                 if out not in outputs and len(clients.get(out, ())) == 1:
                     owned.add(out)
                 continue
-            runner = _KernelRunner(kernel, [o for o in node.outputs if _poolable(o, clients)])
+            runner = _KernelRunner(kernel, [o for o in node.outputs
+                                            if _poolable(o, clients, kernel_nodes)])
             program.append(runner)
             sources.append(kernel.source)
             fname = em.bind(runner, "n")
@@ -273,7 +275,7 @@ _CONSUMERS = {"Elemwise": None, "FusedElemwise": None, "Sum": None, "Prod": None
               "IncSubtensor": (1,), "Scan": None}
 
 
-def _poolable(var, clients) -> bool:
+def _poolable(var, clients, kernel_nodes) -> bool:
     """Whether ``var``'s array is dead once the function returns: no output, and read only by
     ops that keep neither it nor a view of it (its buffer then serves the next call)."""
     users = clients.get(var, ())
@@ -282,7 +284,10 @@ def _poolable(var, clients) -> bool:
     for node, k in users:
         if not hasattr(node, "op"):
             return False  # a graph output
-        allowed = _CONSUMERS.get(type(node.op).__name__, ())
+        name = type(node.op).__name__
+        if name in ("Elemwise", "FusedElemwise") and node not in kernel_nodes:
+            return False  # the Python backend's code may write its result into a dead input
+        allowed = _CONSUMERS.get(name, ())
         if allowed is not None and k not in allowed:
             return False
     return True
