@@ -245,6 +245,7 @@ class _Emitter:
         # int64 shape vectors known as a Python tuple expression (``Shape(x)`` is
         # ``x.shape``): consumers that take a tuple use it, the others an array made of it
         self.shape_tuples: dict = {}
+        self.shape_ints: dict = {}  # 0-d lengths known as a Python int expression
         self.invariant: set = set()
         self.prelude: list[str] = []
         self.hoisted: dict = {}
@@ -674,6 +675,20 @@ def _chunk_plan(em, node):
     return ref, sliced, checks
 
 
+def _strong_float_literals(args, dtype):
+    """A float constant of the result's dtype among operands that all have that dtype is
+    written as a Python float literal: numpy converts it to that dtype exactly (it came
+    from it), so the result is the same, and a Python float is cheaper to take than a
+    numpy scalar."""
+    if any(a.probe != dtype for a in args):
+        return
+    for k, a in enumerate(args):
+        if a.ref and a.ref[0] == "c":
+            v = float(a.ref[1])
+            if math.isfinite(v) and (v != 0 or not math.copysign(1.0, v) < 0):
+                args[k] = _Arg(repr(v), a.probe, a.dims)
+
+
 class _FreeBuffers:
     """Dead buffers of a fused program, found by (dims, dtype) in constant time."""
 
@@ -766,7 +781,10 @@ def _emit_program(em, node, in_texts, final_dest):
                                  tuple(one for _ in range(ndim))))
             else:
                 value = np.asarray(r[1], dtype=r[2])[()]
-                args.append(_Arg(em.bind(value, "k"), r[2], tuple(one for _ in range(ndim))))
+                args.append(_Arg(em.bind(value, "k"), r[2], tuple(one for _ in range(ndim)),
+                                 ("c", value)))
+        if dtype in ("float32", "float64") and any(a.ref and a.ref[0] == "c" for a in args):
+            _strong_float_literals(args, dtype)
         dims = bcast_dims([a.dims for a in args]) if args else ()
         # buffers read for the last time here may take the result (ufuncs allow it)
         for ref in last[j]:
@@ -995,10 +1013,11 @@ def _emit_scaled_identity_dot(em, node):
     ein = em.bind(_c_einsum, "u")
     fin = em.bind(_all_finite, "f")
     nt, rt, wt = em.expr(n), em.expr(rows[0]), em.expr(w)
+    ni = em.shape_ints.get(n, nt)  # compared as a Python int where it is one
     target = em.local()
     em.names[out] = target
     # einsum's product loop beats the broadcasting multiply r.T * W (same values)
-    em.emit(f"{target} = {ein}('ij,i->ij', {wt}, {rt}[0]) if {wt}.shape[0] == {nt} == "
+    em.emit(f"{target} = {ein}('ij,i->ij', {wt}, {rt}[0]) if {wt}.shape[0] == {ni} == "
             f"{rt}.shape[1] else None")
     em.emit(f"if {target} is None or not {fin}({target}):")
     em.emit(f"    {target} = {fname}({nt}, {rt}, {wt})")
@@ -1060,6 +1079,7 @@ def _emit_subtensor(em, node):
         target = em.local()
         em.names[node.outputs[0]] = target
         em.emit(f"{target} = {arr}({em.shape_tuples[src]}[{k}], {i64})")
+        em.shape_ints[node.outputs[0]] = f"{em.shape_tuples[src]}[{k}]"
         return
     index = _constant_index_text(node)
     if index is None or src.type.ndim == 0 or isinstance(src, Constant):

@@ -213,3 +213,16 @@ def test_constant_basic_indices_inline_as_views():
     g = symgrad.function([x], x[4])
     with pytest.raises(backend.OpRuntimeError, match="Subtensor"):
         g(np.arange(3.0))
+
+
+def test_strong_float_constants_as_literals_keep_dtype_and_bits():
+    x = st.fvector("x")
+    c32 = st.constant(np.float32(0.1))
+    c64 = st.constant(np.float64(0.1))
+    f = symgrad.function([x], [st.exp(x) * c32 + c32, st.exp(x) * c64 - 1])
+    xv = np.linspace(-1, 1, 7, dtype=np.float32)
+    a, b = f(xv)
+    assert a.dtype == np.float32 and b.dtype == np.float64
+    np.testing.assert_array_equal(a, np.exp(xv) * np.float32(0.1) + np.float32(0.1))
+    np.testing.assert_array_equal(b, np.exp(xv) * np.float64(0.1) - 1)
+    assert "0.10000000149011612" in _source(f)  # the float32 constant, exactly
