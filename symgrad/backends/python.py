@@ -991,16 +991,32 @@ except ImportError:  # pragma: no cover
     _c_einsum = np.einsum
 
 
-def _all_finite(a, _es=np.errstate, _dot=np.dot, _zeros=np.zeros):
-    """Whether every element of the matrix ``a`` is finite, in one BLAS pass: ``a @ 0`` is
-    all zeros unless a holds an inf or NaN (then NaN); nothing can overflow."""
+def _scaled_rows(w, r, _es=np.errstate, _dot=np.dot, _zeros=np.zeros, _empty=np.empty,
+                 _ein=_c_einsum, _range=range):
+    """``r[:, None] * w`` for a matrix w and a vector r of its rows, or None when that has
+    an inf or NaN (tested in one BLAS pass: ``a @ 0`` is all zeros unless a holds an inf or
+    NaN; nothing can overflow). einsum's product loop beats the broadcasting multiply
+    (same values); a large result is made in blocks of rows, each tested while in cache."""
+    rows, cols = w.shape
+    z = _zeros(cols, w.dtype)
     with _es(invalid="ignore"):
-        return not _dot(a, _zeros(a.shape[1], a.dtype)).any()
+        if w.size < 65536:
+            out = _ein("ij,i->ij", w, r)
+            return None if _dot(out, z).any() else out
+        out = _empty((rows, cols), w.dtype)
+        step = max(1, 32768 // max(cols, 1))
+        for s in _range(0, rows, step):
+            o = out[s:s + step]
+            _ein("ij,i->ij", w[s:s + step], r[s:s + step], out=o)
+            if _dot(o, z).any():
+                return None
+    return out
 
 
 def _emit_scaled_identity_dot(em, node):
-    """``dot(eye(n) * r, W)`` (the rewrites' ``_ScaledIdentityDot``) as ``r.T * W`` inline,
-    with the op's own exact path when the shapes differ or the product is not finite."""
+    """``dot(eye(n) * r, W)`` (the rewrites' ``_ScaledIdentityDot``) as ``r[:, None] * W``
+    (``_scaled_rows``), with the op's own exact path when the shapes differ or the product
+    is not finite."""
     n, *rows, w = node.inputs
     out = node.outputs[0]
     dtype = out.type.dtype
@@ -1010,16 +1026,14 @@ def _emit_scaled_identity_dot(em, node):
         _emit_generic(em, node)
         return
     fname = em.bind(node.op.make_thunk_function(node), "f")
-    ein = em.bind(_c_einsum, "u")
-    fin = em.bind(_all_finite, "f")
+    scaled = em.bind(_scaled_rows, "f")
     nt, rt, wt = em.expr(n), em.expr(rows[0]), em.expr(w)
     ni = em.shape_ints.get(n, nt)  # compared as a Python int where it is one
     target = em.local()
     em.names[out] = target
-    # einsum's product loop beats the broadcasting multiply r.T * W (same values)
-    em.emit(f"{target} = {ein}('ij,i->ij', {wt}, {rt}[0]) if {wt}.shape[0] == {ni} == "
+    em.emit(f"{target} = {scaled}({wt}, {rt}[0]) if {wt}.shape[0] == {ni} == "
             f"{rt}.shape[1] else None")
-    em.emit(f"if {target} is None or not {fin}({target}):")
+    em.emit(f"if {target} is None:")
     em.emit(f"    {target} = {fname}({nt}, {rt}, {wt})")
 
 
