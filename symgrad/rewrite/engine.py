@@ -306,13 +306,13 @@ class _Index:
             self._inputs_pending = False
             self._input_keys.clear()
             self._entries.clear()
-        entry = self._entries.get(id(op))
-        if entry is not None and entry[0] is op:
-            return entry[1]
-        result = tuple((rw, self._input_condition(rw)) for rw in self.for_op(op))
-        if len(self._entries) > 50_000:
-            self._entries.clear()
-        self._entries[id(op)] = (op, result)
+        # (what applies depends only on the op's class and scalar op: ops that rewrites make
+        # are new objects, but of a few kinds)
+        key = (type(op), node_key(op))
+        result = self._entries.get(key)
+        if result is None:
+            result = tuple((rw, self._input_condition(rw)) for rw in self.for_op(op))
+            self._entries[key] = result
         return result
 
 
@@ -322,17 +322,14 @@ _NO_KEYS: frozenset = frozenset()
 
 def _op_keys(op) -> frozenset:
     """The index keys ``op`` answers to: its classes, and its scalar op when elementwise."""
-    entry = _OP_KEYS.get(id(op))
-    if entry is not None and entry[0] is op:
-        return entry[1]
-    keys = set(type(op).__mro__)
     key = node_key(op)
-    if key is not None:
-        keys.add(key)
-    keys = frozenset(keys)
-    if len(_OP_KEYS) > 50_000:
-        _OP_KEYS.clear()
-    _OP_KEYS[id(op)] = (op, keys)
+    entry = (type(op), key)
+    keys = _OP_KEYS.get(entry)
+    if keys is None:
+        found = set(type(op).__mro__)
+        if key is not None:
+            found.add(key)
+        keys = _OP_KEYS[entry] = frozenset(found)
     return keys
 
 
@@ -361,7 +358,6 @@ def _index_of(rewrites) -> _Index:
         index = _INDEXES[key] = _Index(key)
     elif len(index._memo) > 50_000:
         index._memo.clear()  # (ops made by rewrites are new objects: keep the memo bounded)
-        index._entries.clear()
     return index
 
 
