@@ -44,6 +44,7 @@ __all__ = ["compile_fgraph", "OpRuntimeError", "Profile", "LOOP_THRESHOLD",
 
 LOOP_THRESHOLD = 3000
 PROGRAM_THRESHOLD = 400
+KEY_NODES = 1000  # graphs up to this size reuse the code of an identical graph
 _CACHE_SIZE = 512
 _CODE_CACHE: OrderedDict = OrderedDict()
 _CACHE_LOCK = threading.Lock()
@@ -493,7 +494,11 @@ def _emit_elemwise(em, node):
     ndim = out.type.ndim
     if op.scalar_op.name == "second" and _emit_fill_alias(em, node):
         return
-    args = [_Arg(em.expr(i), _probe_of(_input_probe(i)), em.dims(i)) for i in node.inputs]
+    # (the dims analysis is asked only where it is used: chains of 3+ operands, in place)
+    if len(node.inputs) > 2:
+        args = [_Arg(em.expr(i), _probe_of(_input_probe(i)), em.dims(i)) for i in node.inputs]
+    else:
+        args = [_Arg(em.expr(i), _probe_of(_input_probe(i)), None) for i in node.inputs]
     dest = None
     if op.inplace and ndim > 0:
         _, k = op.inplace[0]
@@ -506,7 +511,7 @@ def _emit_elemwise(em, node):
             dest = em.expr(inp)
     target = em.local()
     em.names[out] = target
-    _emit_step(em, op.scalar_op, args, dtype, ndim, em.dims(out), dest, target)
+    _emit_step(em, op.scalar_op, args, dtype, ndim, None, dest, target)
 
 
 def _emit_fill_alias(em, node):
@@ -1343,7 +1348,8 @@ def compile_fgraph(fgraph, profile=False):
     source = (f"def _symgrad_fn({signature}):\n    try:\n" + "\n".join(em.lines)
               + f"\n    except Exception as _e:\n        _diagnose(_e, ({signature}"
               + ("," if len(params) == 1 else "") + "))\n        raise\n")
-    key = _structural_key(fgraph, nodes, profile)
+    # (large graphs are rarely compiled twice; their key would cost a tenth of the time)
+    key = _structural_key(fgraph, nodes, profile) if len(nodes) <= KEY_NODES else None
     key = None if key is None else (key, source)
     glb, hit = exec_source(source, em.glb, key)
     fn = glb["_symgrad_fn"]
