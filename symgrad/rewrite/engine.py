@@ -102,6 +102,8 @@ def fold_node(node):
         return None  # leave the error for run time, where it names the op and shapes
     results = [result] if len(node.outputs) == 1 else list(result)
     from symgrad.tensor.basic import constant
+    from symgrad.tensor.type import TensorType
+    from symgrad.tensor.variable import TensorConstant
 
     in_size = sum(int(np.size(i.data)) for i in node.inputs)
     out = []
@@ -109,16 +111,34 @@ def fold_node(node):
         arr = np.asarray(r)
         if arr.size > _FOLD_MAX_SIZE and arr.size > in_size:
             return None  # a broadcast or an allocation: keep it symbolic
-        if arr.dtype.name != o.type.dtype:
+        dtype = o.type.dtype
+        if arr.dtype != _numpy_dtype(dtype):
             try:
-                arr = arr.astype(o.type.dtype)
+                arr = arr.astype(dtype)
             except Exception:
                 return None
-        c = constant(arr, dtype=o.type.dtype)
-        if arr.ndim != o.type.ndim or not o.type.is_super(c.type):
+        if arr.ndim != o.type.ndim:
+            return None
+        if arr.dtype == object or type(o.type) is not TensorType:
+            c = constant(arr, dtype=dtype)
+        else:  # what constant() makes of it, directly: a private read-only copy
+            arr = np.array(arr)
+            arr.setflags(write=False)
+            c = TensorConstant(TensorType(dtype, arr.shape), arr)
+        if not o.type.is_super(c.type):
             return None
         out.append(c)
     return out
+
+
+_NUMPY_DTYPES: dict = {}
+
+
+def _numpy_dtype(name: str):
+    dt = _NUMPY_DTYPES.get(name)
+    if dt is None:
+        dt = _NUMPY_DTYPES[name] = np.dtype(name)
+    return dt
 
 
 class _OpCanon:
