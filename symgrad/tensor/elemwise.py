@@ -136,18 +136,21 @@ def broadcast_static_shapes(op_name: str, shapes) -> tuple:
     """The static output shape of broadcasting ``shapes`` (all of equal length)."""
     out = []
     for k, dims in enumerate(zip(*shapes)):
-        known = {d for d in dims if d is not None and d != 1}
-        if len(known) > 1:
-            raise ShapeMismatchError(
-                f"{op_name}: shapes {' and '.join(_fmt(s) for s in shapes)} cannot broadcast "
-                f"(dimension {k}: {sorted(known)})"
-            )
-        if known:
-            out.append(known.pop())
-        elif all(d == 1 for d in dims):
-            out.append(1)
-        else:
-            out.append(None)
+        # (plain loops: this runs for every node built, and allocations here cost GC time)
+        known = None
+        unknown = False
+        for d in dims:
+            if d is None:
+                unknown = True
+            elif d != 1:
+                if known is None:
+                    known = d
+                elif d != known:
+                    lengths = sorted({d for d in dims if d is not None and d != 1})
+                    raise ShapeMismatchError(
+                        f"{op_name}: shapes {' and '.join(_fmt(s) for s in shapes)} cannot "
+                        f"broadcast (dimension {k}: {lengths})")
+        out.append(known if known is not None else (None if unknown else 1))
     return tuple(out)
 
 
