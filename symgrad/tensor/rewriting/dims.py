@@ -182,6 +182,7 @@ class Dims:
     def __init__(self):
         self.memo: dict = {}
         self.rules = _rules()
+        self._by_class: dict = {}  # op class -> rule (None: none), once found
 
     def __call__(self, var):
         memo = self.memo
@@ -222,12 +223,21 @@ class Dims:
         return memo[var]
 
     def _rule(self, op):
-        for cls in type(op).__mro__:
-            r = self.rules.get(cls)
+        cls = type(op)
+        try:
+            return self._by_class[cls]
+        except KeyError:
+            pass
+        for c in cls.__mro__:
+            r = self.rules.get(c)
             if r is not None:
+                self._by_class[cls] = r
                 return r
         if _PENDING_RULES and len(sys.modules) != _N_MODULES[0] and _resolve_pending():
             return self._rule(op)  # its module was imported since
+        # (a rule still waiting for its module cannot be this class's: the class exists, so
+        # its module and its bases' are imported, and were resolved just above)
+        self._by_class[cls] = None
         return None
 
     def alias(self, old, new):
