@@ -534,8 +534,18 @@ def _emit_fill_alias(em, node):
         return True
     fname = em.bind(node.op.scalar_op.numpy_impl, "f")
     at = em.expr(a)
-    ashape = repr(tuple(np.shape(a.data))) if isinstance(a, Constant) else f"{at}.shape"
-    em.emit(f"{target} = {bt} if {bt}.shape == {ashape} else {fname}({at}, {bt})")
+    # the result has b's shape where each axis of a is 1 or b's length: tested on the axes
+    # the dims analysis leaves open
+    da, db = em.dims(a), em.dims(b)
+    if isinstance(a, Constant):
+        tests = [f"{bt}.shape[{k}] == {n}" for k, n in enumerate(np.shape(a.data)) if n != 1]
+    else:
+        tests = [f"{at}.shape[{k}] == {bt}.shape[{k}]" for k, (x, y) in enumerate(zip(da, db))
+                 if x and x != y]
+    if not tests:
+        em.emit(f"{target} = {bt}")
+    else:
+        em.emit(f"{target} = {bt} if {' and '.join(tests)} else {fname}({at}, {bt})")
     return True
 
 

@@ -70,7 +70,7 @@ def test_fill_reuses_its_operand_without_a_copy_and_still_broadcasts():
     x, v = st.dvectors("x", "v")
     filled = st.fill(x, v)
     f = symgrad.function([x, v], [filled[1:] * 2, filled[::2]])
-    assert "a1 if a1.shape == a0.shape else" in _source(f)  # no copy when shapes agree
+    assert "a1 if a0.shape[0] == a1.shape[0] else" in _source(f)  # no copy when shapes agree
     xv, vv = np.arange(6.0), np.arange(6.0) + 10
     a, b = f(xv, vv)
     np.testing.assert_array_equal(a, vv[1:] * 2)
@@ -243,3 +243,13 @@ def test_jacobian_scaled_identity_product_in_row_blocks():
         expected = (np.eye(n) * d) @ wv  # what dot(eye(n) * d, W) means
     np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
     np.testing.assert_allclose(got[~np.isnan(got)], expected[~np.isnan(expected)])
+
+
+def test_fill_of_a_row_by_a_matrix_is_the_matrix():
+    r, m = st.row("r"), st.dmatrix("m")
+    f = symgrad.function([r, m], st.dot(st.fill(r, m), m))
+    assert "a1 if a0.shape[1] == a1.shape[1] else" in _source(f)
+    rv, mv = np.ones((1, 3)), np.arange(9.0).reshape(3, 3)
+    np.testing.assert_array_equal(f(rv, mv), mv @ mv)
+    col = np.arange(3.0).reshape(3, 1)  # broadcast by the row: a (3, 3) result (a copy)
+    np.testing.assert_array_equal(f(rv, col), np.broadcast_to(col, (3, 3)) @ col)
