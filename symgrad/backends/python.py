@@ -6,7 +6,15 @@ outputs with numpy calls in topological order, ``exec``s it once and returns it:
 - elementwise nodes call their numpy ufunc directly (weak constants as Python
   scalars, so numpy's NEP 50 rules keep float32 float32); fused nodes become a
   few ufunc calls that write into buffers they reuse (``out=``), and nodes
-  marked in-place write into their dead input's buffer;
+  marked in-place write into their dead input's buffer; a dead buffer whose
+  shape the dims analysis cannot prove is used after a run-time test of the
+  open axes (``out=(buf if ... else None)``);
+- large fused nodes (one or several outputs) run block by block over rows, so
+  their temporaries stay in cache;
+- shape vectors are Python tuples where that serves (``Shape(x)`` is
+  ``x.shape``; reshape, alloc and sum-to take the tuple), basic indices with
+  constant entries are written inline, ``fill(a, b)`` is ``b`` when b already
+  has the result's shape;
 - other ops call the function their ``make_thunk_function`` returned, bound once;
 - constants are bound once, as globals of the generated function;
 - every identifier is generated (``a0``, ``v3``, ``k1``, ``f2``): nothing a user
