@@ -43,10 +43,17 @@ def local_fill_sink(fgraph, node):
         new_inputs[k] = b
         new_dims = bcast_dims([dims(i) for i in new_inputs])
         if new_dims == target:
-            return [Elemwise(sop)(*new_inputs)]
+            return [_plain(node)(*new_inputs)]
         if single_client(fgraph, f):
-            return [sm.second(a, Elemwise(sop)(*new_inputs))]
+            return [sm.second(a, _plain(node)(*new_inputs))]
     return None
+
+
+def _plain(node):
+    """The node's elementwise op, not in place (the op itself when it is not: one op object
+    for many nodes is cheaper to merge and index than an equal copy per node)."""
+    op = node.op
+    return op if not op.inplace else Elemwise(op.scalar_op)
 
 
 def _one_element_constant(var) -> bool:
@@ -73,7 +80,7 @@ def local_fill_of_constants(fgraph, node):
     new_inputs = list(node.inputs)
     new_inputs[k] = d
     out = node.outputs[0]
-    inner = Elemwise(sop)(*new_inputs)
+    inner = _plain(node)(*new_inputs)
     if inner.dtype != out.dtype:
         return None
     new = sm.second(a, inner)

@@ -15,7 +15,7 @@ from symgrad.tensor.basic import constant
 from symgrad.tensor.elemwise import DimShuffle, Elemwise, SumTo, _pad_to_ndim
 from symgrad.tensor.rewriting.basic import get_dims, lazy_class, loaded_class
 from symgrad.tensor.rewriting.dims import _rules, bcast_dims, length_dims, register_rule
-from symgrad.tensor.rewriting.elemwise import redirect_shape_readers, shape_sources
+from symgrad.tensor.rewriting.elemwise import _plain, redirect_shape_readers, shape_sources
 
 SHAPE = "symgrad.tensor.shape:Shape"
 SHAPE_I = "symgrad.tensor.shape:Shape_i"
@@ -295,7 +295,7 @@ def local_alloc_sink(fgraph, node):
         new_inputs = list(node.inputs)
         new_inputs[k] = _pad_to_ndim(value, i.ndim)
         if bcast_dims([dims(j) for j in new_inputs]) == target:
-            return [Elemwise(node.op.scalar_op)(*new_inputs)]
+            return [_plain(node)(*new_inputs)]
     return None
 
 
