@@ -23,6 +23,13 @@ from tests.backends.conftest import CASES, Case, compare_with_default  # noqa: E
 FULL = os.environ.get("SYMGRAD_TEST_NUMBA_ALL") == "1"
 
 
+@pytest.fixture(autouse=True)
+def _kernels_for_small_arrays(monkeypatch):
+    # the tests' arrays are small: compile their kernels anyway (numpy runs small arrays
+    # until a kernel is worth compiling; tested on its own below)
+    monkeypatch.setattr("symgrad.backends.numba.KERNEL_MIN_SIZE", 0)
+
+
 def _quiet_compare(case):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -88,6 +95,8 @@ _CACHE_SCRIPT = textwrap.dedent("""
     import time, warnings
     import numpy as np
     import symgrad, symgrad.tensor as st
+    import symgrad.backends.numba as nb
+    nb.KERNEL_MIN_SIZE = 0  # (small arrays: compile the kernels anyway)
     x, W = st.dvector("x"), st.dmatrix("W")
     h = st.tanh(st.dot(W, x) + 1.0)
     t = time.perf_counter()
@@ -242,3 +251,23 @@ def test_kernel_output_read_by_numpy_code_is_not_reused():
     y1, _ = f(x1)
     f(x2)
     np.testing.assert_allclose(y1, np.sqrt(np.exp(x1) * 2.0 + 1.0))
+
+
+def test_small_arrays_run_numpy_until_a_kernel_pays(monkeypatch):
+    monkeypatch.setattr("symgrad.backends.numba.KERNEL_MIN_SIZE", 1000)
+    monkeypatch.setattr("symgrad.backends.numba.KERNEL_MIN_CALLS", 3)
+    x, y = st.dvector("x"), st.dvector("y")
+    f = _quiet_function([x, y], st.exp(x) * y + 2.5)
+    (kernel,) = f.executable.program
+    r = np.random.default_rng(7)
+    small = (r.normal(size=10), r.normal(size=10))
+    for _ in range(3):
+        np.testing.assert_allclose(f(*small), np.exp(small[0]) * small[1] + 2.5)
+    assert not kernel.compiled
+    np.testing.assert_allclose(f(*small), np.exp(small[0]) * small[1] + 2.5)
+    assert kernel.compiled  # the fourth call
+    g = _quiet_function([x, y], st.exp(x) * y - 2.5)
+    (other,) = g.executable.program
+    large = (r.normal(size=2000), r.normal(size=2000))
+    np.testing.assert_allclose(g(*large), np.exp(large[0]) * large[1] - 2.5)
+    assert other.compiled

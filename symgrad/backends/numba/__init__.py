@@ -293,6 +293,13 @@ def _poolable(var, clients, kernel_nodes) -> bool:
     return True
 
 
+# An elementwise kernel is compiled when it first meets an array of KERNEL_MIN_SIZE elements,
+# or on its KERNEL_MIN_CALLS-th call: before, numpy runs the node (compiling a kernel costs
+# a fifth of a second; numpy on a few thousand elements, microseconds).
+KERNEL_MIN_SIZE = 4096
+KERNEL_MIN_CALLS = 64
+
+
 class _KernelRunner:
     """Calls a kernel's jitted function: 0-d inputs as 0-d arrays, 0-d results as numpy
     scalars of their dtype; a kernel numba fails to compile runs the node's Python
@@ -316,6 +323,8 @@ class _KernelRunner:
         self.ndim = max((getattr(o.type, "ndim", 0) for o in self.node.outputs), default=0)
         self.broadcasting = False  # whether to pass inputs broadcast (see _broadcast)
         self.compiled = False
+        self.calls = 0  # calls run by numpy (small arrays) before the kernel was compiled
+        self._numpy = None
         self._setup()
 
     def _setup(self):
@@ -352,10 +361,11 @@ class _KernelRunner:
         return refs
 
     def give(self, *arrays):
-        """Keep these output arrays (the call is over) for the next call to write into."""
+        """Keep these output arrays (the call is over) for the next call to write into
+        (arrays of their own: numpy's implementation might have returned a view)."""
         for k, a in zip(self.give_slots, arrays):
             slot = self.slots[k]
-            if not slot:
+            if not slot and a.flags.owndata and a.flags.writeable:
                 slot.append(a)
 
     def _buffers(self, shape=None):
@@ -379,6 +389,14 @@ class _KernelRunner:
             for k in self.scalar_in:
                 if not isinstance(args[k], np.ndarray):
                     args[k] = np.asarray(args[k])
+        if not self.compiled and self.flat and self.calls < KERNEL_MIN_CALLS:
+            # small arrays: numpy until the kernel pays for its compiling (tiered)
+            if max((a.size for a in args if isinstance(a, np.ndarray)), default=0) < (
+                    KERNEL_MIN_SIZE):
+                self.calls += 1
+                if self._numpy is None:
+                    self._numpy = self._python_node()
+                return self._numpy(*args)
         shape = None
         if self.broadcasting:
             broadcast = self._broadcast(args)
