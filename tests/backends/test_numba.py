@@ -271,3 +271,24 @@ def test_small_arrays_run_numpy_until_a_kernel_pays(monkeypatch):
     large = (r.normal(size=2000), r.normal(size=2000))
     np.testing.assert_allclose(g(*large), np.exp(large[0]) * large[1] - 2.5)
     assert other.compiled
+
+
+def test_scan_steps_with_every_kind_of_dot():
+    # matrix-matrix and matrix-vector products (np.dot into a given output), vector-matrix
+    # and vector-vector ones (loops) inside a step
+    W, X, H0 = st.dmatrix("W"), st.dmatrix("X"), st.dmatrix("H0")
+
+    def step(x_t, H, W):
+        v = st.tanh(st.dot(W, x_t))
+        return st.tanh(st.dot(H, W) + st.dot(v, W) * st.dot(v, x_t))
+
+    Hs = symgrad.scan(step, sequences=X, outputs_info=H0, non_sequences=W)
+    Hs = Hs[0] if isinstance(Hs, tuple) else Hs
+    loss = st.sum(Hs[-1])
+    outs = [Hs, symgrad.grad(loss, W)]
+    f = _quiet_function([W, X, H0], outs)
+    ref = symgrad.function([W, X, H0], outs)
+    r = np.random.default_rng(8)
+    args = (r.normal(size=(5, 5)) * 0.3, r.normal(size=(7, 5)), r.normal(size=(3, 5)))
+    for got, want in zip(f(*args), ref(*args)):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)

@@ -1028,7 +1028,14 @@ def _dot(op, node, w):
         # without reassociating as BLAS does)
         name = _dot_helper(w.module, _ndim(a), _ndim(b), dt)
         return [f"{w.out()} = {name}({ea}, {eb})"]
-    return [f"{w.out()} = np.dot({ea}, {eb})"]
+    if _ndim(a) == 1:  # (complex vectors)
+        return [f"{w.out()} = np.dot({ea}, {eb})"]
+    # np.dot with its output given: numba compiles half the code of np.dot(a, b)
+    ta, tb, out = w.fresh(), w.fresh(), w.out()
+    shape = [f"{ta}.shape[0]"] + ([f"{tb}.shape[1]"] if _ndim(b) == 2 else [])
+    return [f"{ta} = {ea}", f"{tb} = {eb}",
+            f"{out} = np.empty({_tuple(shape)}, dtype={_np_dtype(dt)})",
+            f"np.dot({ta}, {tb}, {out})"]
 
 
 def _dot_helper(module, nd_a, nd_b, dt):
