@@ -609,9 +609,23 @@ def _emit_fused(em, node, dest=None):
         # buffers the outputs may take: the in-place input, dead fresh inputs
         spare = [k for _, k in op.inplace] + sorted(_dead_fresh_inputs(em, node))
         empty = None
+        def may_take(k, j):
+            # input k's block is read for the last time before step j writes the output
+            # block, or by step j itself, when j is one ufunc call or k is read by the first
+            # call of j's chain (a chain writes its first partial result into the output)
+            if last_read.get(k, -1) < j:
+                return True
+            if last_read.get(k, -1) > j:
+                return False
+            sop, refs, _ = prog.steps[j]
+            form = _ufunc_form(sop)
+            if form is None or not form[2] or len(refs) <= 2:
+                return True
+            return not any(r[0] == "i" and r[1] == k for r in refs[2:])
+
         for idx, (o, t) in enumerate(zip(node.outputs, targets)):
-            k = next((k for k in spare if k in sliced and last_read.get(k, -1)
-                      <= prog.outputs[idx] and node.inputs[k].type.dtype == o.type.dtype), None)
+            k = next((k for k in spare if k in sliced and may_take(k, prog.outputs[idx])
+                      and node.inputs[k].type.dtype == o.type.dtype), None)
             if k is not None:
                 spare.remove(k)
                 em.emit(f"{t} = {em.expr(node.inputs[k])}")

@@ -253,3 +253,19 @@ def test_fill_of_a_row_by_a_matrix_is_the_matrix():
     np.testing.assert_array_equal(f(rv, mv), mv @ mv)
     col = np.arange(3.0).reshape(3, 1)  # broadcast by the row: a (3, 3) result (a copy)
     np.testing.assert_array_equal(f(rv, col), np.broadcast_to(col, (3, 3)) @ col)
+
+
+def test_a_fresh_operand_read_late_in_a_sum_chain_is_not_overwritten_first():
+    # out = a*b + c*d + dot(A, B) (+ ...): the sum is one chained step whose first call
+    # writes the output block; the dot result, read by a later call of that chain, must not
+    # be the output's buffer (found in the Hessian scan recipe at n >= 182).
+    A, B = st.dmatrices("A", "B")
+    r, s = st.dvectors("r", "s")
+    f = symgrad.function([A, B, r, s], (r * s) + st.exp(r) * s + st.dot(A, B) + r)
+    n = 200  # n * n >= CHUNK_THRESHOLD: the blocked path
+    assert n * n >= backend.CHUNK_THRESHOLD
+    rng = np.random.default_rng(5)
+    Av, Bv = rng.standard_normal((n, n)), rng.standard_normal((n, n))
+    rv, sv = rng.standard_normal(n), rng.standard_normal(n)
+    np.testing.assert_allclose(f(Av, Bv, rv, sv), rv * sv + np.exp(rv) * sv + Av @ Bv + rv,
+                               rtol=1e-12, atol=1e-12)
