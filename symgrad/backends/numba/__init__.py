@@ -314,8 +314,7 @@ class _KernelRunner:
         self.kernel = kernel
         self.node = kernel.node
         self.pooled = [o for o in kernel.buf_outputs if o in set(pooled)]
-        self.module = _load_module(kernel.source)
-        self.fn = getattr(self.module, kernel.name)
+        self.module = self.fn = None  # loaded on the first call that compiles (_load)
         self.consts = kernel.consts
         self.scalar_in = [k for k, v in enumerate(kernel.params) if _is_scalar(v)]
         self.scalar_out = [(k, np.dtype(o.type.dtype)) for k, o in enumerate(self.node.outputs)
@@ -451,11 +450,18 @@ class _KernelRunner:
         return [np.broadcast_to(a, shape) if isinstance(a, np.ndarray) and a.ndim == nd
                 and a.shape != shape else a for a in args], (shape if self.flat else None)
 
+    def _load(self):
+        """The kernel's jitted function, from its module (written to the disk cache)."""
+        self.module = _load_module(self.kernel.source)
+        self.fn = getattr(self.module, self.kernel.name)
+
     def _first_call(self, args, shape):
         """A call that may compile: numba's own warnings are silenced, and a failure to
         compile falls back to the Python backend for this node (with a warning)."""
         from numba.core.errors import NumbaError
 
+        if self.fn is None:
+            self._load()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=numba.NumbaWarning)
             try:
@@ -475,9 +481,8 @@ class _KernelRunner:
         """Switch to the kernel computing each output in a loop of its own (the outputs of a
         fused node have different shapes)."""
         kernel = Kernel(self.node, one_loop=False)
-        runner = _KernelRunner(kernel)
-        self.kernel, self.module, self.fn = kernel, runner.module, runner.fn
-        self.consts = runner.consts
+        self.kernel, self.module, self.fn = kernel, None, None
+        self.consts = kernel.consts
         self.compiled = False
         self.broadcasting = False  # (that form has broadcasting loops)
         self._setup()
