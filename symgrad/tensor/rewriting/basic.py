@@ -72,6 +72,16 @@ def get_dims(fgraph) -> Dims:
     d = fgraph.__dict__.get("_symgrad_dims")
     if d is None:
         d = fgraph.__dict__["_symgrad_dims"] = Dims()
+        memo = d.memo
+
+        def forget_changed(event, node, *args):
+            # A node whose input was replaced keeps its output variables: what was found
+            # for them stays true but may now be less precise than the new input allows.
+            if event == "change_input" and not isinstance(node, str):
+                for o in node.outputs:
+                    memo.pop(o, None)
+
+        fgraph.listeners.append(forget_changed)
     return d
 
 

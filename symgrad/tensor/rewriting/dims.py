@@ -163,6 +163,11 @@ def length_dims(n, analysis):
         name = type(node.op).__name__
         if name == "Shape_i":
             return analysis(node.inputs[0])[node.op.i]
+        if name == "DimShuffle" and node.op.new_order == ():
+            src = node.inputs[0]  # the one element of a length-1 vector
+            if src.owner is not None and type(src.owner.op).__name__ == "Shape" \
+                    and src.ndim == 1 and src.type.shape[0] == 1:
+                return analysis(src.owner.inputs[0])[0]
         if name == "Subtensor" and node.op.idx_list == ("i",) and len(node.inputs) == 2:
             src, k = node.inputs
             if src.owner is not None and type(src.owner.op).__name__ == "Shape" \

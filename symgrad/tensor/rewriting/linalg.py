@@ -125,8 +125,10 @@ def _rows_as_column(rows, w):
     return [DimShuffle(2, order)(r) for r in rows]
 
 
-def _match_scaled_eye_dot(fgraph, node):
-    """(eye, rows, W) for dot(eye(n) * rows..., W) where the shapes provably agree."""
+def _match_scaled_eye_dot(fgraph, node, prove_lengths=True):
+    """(eye, rows, W) for dot(eye(n) * rows..., W) where the shapes provably agree (with
+    ``prove_lengths=False``, W's rows may be any number: for a replacement that checks it
+    at run time and computes the product itself, raising as it does, when it differs)."""
     a, w = node.inputs
     out = node.outputs[0]
     found = _scaled_eye(fgraph, a)
@@ -134,7 +136,7 @@ def _match_scaled_eye_dot(fgraph, node):
         return None
     eye, rows = found
     dims = get_dims(fgraph)
-    if dims(w)[0] != dims(eye)[1]:
+    if prove_lengths and dims(w)[0] != dims(eye)[1]:
         return None  # the product would raise; a broadcast would not
     return eye, rows, w
 
@@ -278,7 +280,7 @@ def dot_scaled_identity(fgraph, context):
     for node in fgraph.toposort():
         if type(node.op) is not Dot or node not in fgraph.apply_nodes:
             continue
-        found = _match_scaled_eye_dot(fgraph, node)
+        found = _match_scaled_eye_dot(fgraph, node, prove_lengths=False)
         if found is None:
             continue
         eye, rows, w = found

@@ -363,3 +363,38 @@ def local_softmax_over_softmax(fgraph, node):
                 return None
             return [new]
     return None
+
+
+# A reduction over axes of static length 1 reads one element: the element itself (in the
+# output dtype). Not LogSumExp (inf - inf inside) nor Argmax/Argmin (indices, not values).
+_SINGLE_ELEMENT_REDUCTIONS = ("Sum", "Prod", "Max", "Min", "Any", "All")
+
+
+@node_rewriter(["symgrad.tensor.reduction:Reduce"], sets=("canonicalize",))
+def local_reduce_length_one_axes(fgraph, node):
+    """reduce(x, axes) -> x without those axes where every reduced axis has length 1;
+    where only some have, the others are reduced (e.g. prod(shape(v)) of a vector v is
+    its length)."""
+    op = node.op
+    if type(op).__name__ not in _SINGLE_ELEMENT_REDUCTIONS:
+        return None
+    (x,) = node.inputs
+    out = node.outputs[0]
+    ones = [a for a in op.axis if x.type.shape[a] == 1]
+    if not ones:
+        return None
+    rest = [a for a in op.axis if a not in ones]
+    if op.keepdims:
+        if rest:
+            return None
+        result = x
+    else:
+        kept = [a for a in range(x.ndim) if a not in ones]
+        result = DimShuffle(x.ndim, tuple(kept))(x)
+        if rest:
+            from symgrad.tensor.reduction import with_props
+
+            result = with_props(op, axis=tuple(kept.index(a) for a in rest))(result)
+    if result.dtype != out.dtype:
+        result = cast(result, out.dtype)
+    return [result]

@@ -351,3 +351,29 @@ def local_dimshuffle_of_fill(fgraph, node):
     if not isinstance(c, Constant) or c.data.size != 1:
         return None
     return [sm.second(node.op(a), constant(c.data.reshape(()), dtype=c.dtype))]
+
+
+@node_rewriter([DimShuffle], sets=("canonicalize",))
+def local_length_of_a_vector(fgraph, node):
+    """DimShuffle{}(Shape(v)) -> Shape_i(v, 0) for a vector v: its length as a scalar, in
+    the form the shape analysis reads as "v's length" (reductions of one-element shape
+    vectors end up here, e.g. prod(shape(v)) in a Jacobian's reshape)."""
+    (s,) = node.inputs
+    Shape = lazy_class(SHAPE)
+    if node.op.new_order != () or s.owner is None or Shape is None or \
+            not isinstance(s.owner.op, Shape) or s.owner.inputs[0].ndim != 1:
+        return None
+    from symgrad.tensor.shape import shape_i
+
+    return [shape_i(s.owner.inputs[0], 0)]
+
+
+@node_rewriter([RESHAPE], sets=("canonicalize",))
+def local_reshape_scalar_to_ones(fgraph, node):
+    """Reshape(s, (1, ..., 1)) of a scalar s -> DimShuffle{x,...,x}(s) (a view either way;
+    the shape analysis reads the DimShuffle form)."""
+    x, shp = node.inputs
+    if x.ndim != 0 or not isinstance(shp, Constant) or \
+            not np.all(np.asarray(shp.data) == 1):
+        return None
+    return [DimShuffle(0, ("x",) * node.outputs[0].ndim)(x)]

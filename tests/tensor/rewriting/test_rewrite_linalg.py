@@ -181,3 +181,34 @@ def test_other_backends_keep_the_product():
     Wv, xv = RNG.normal(size=(4, 4)), RNG.normal(size=4)
     y = np.tanh(Wv @ xv)
     np.testing.assert_allclose(np.asarray(f(Wv, xv)), (1 - y * y)[:, None] * Wv, rtol=1e-12)
+
+
+def test_hessian_of_a_quadratic_form_has_no_matrix_product_with_the_identity():
+    # W4: the hessian's identity reaches the products through reshape(eye(prod(shape(x))),
+    # ...); the rewrites see through it, so no O(n^3) product with eye remains.
+    x, A = st.dvector("x"), st.dmatrix("A")
+    cost = st.sum(x ** 2 * st.sin(x)) + st.dot(x, st.dot(A, x))
+    H = symgrad.gradient.hessian(cost, x)
+    f = symgrad.function([x, A], H)
+    nodes = f.maker.fgraph.toposort()
+    eye_dots = [n for n in nodes if type(n.op).__name__ == "Dot"
+                and any(i.owner is not None and type(i.owner.op).__name__ in ("Eye", "Reshape",
+                                                                           "second")
+                        for i in n.inputs)]
+    assert not eye_dots
+    xv, Av = RNG.normal(size=7), RNG.normal(size=(7, 7))
+    want = np.diag(2 * np.sin(xv) + 4 * xv * np.cos(xv) - xv ** 2 * np.sin(xv)) + Av + Av.T
+    np.testing.assert_allclose(f(xv, Av), want, rtol=1e-12, atol=1e-12)
+    Av[2, 3] = np.inf
+    assert_same(H, [x, A], [xv, Av])
+
+
+def test_identity_times_a_matrix_of_unproven_rows_still_checks_the_lengths():
+    x, W = st.dvector("x"), st.dmatrix("W")
+    expr = st.dot(st.eye(st.shape_i(x, 0)), W) + x
+    f = symgrad.function([x, W], expr)
+    assert "Dot" not in op_names(f)
+    xv, wv = RNG.normal(size=3), RNG.normal(size=(3, 3))
+    np.testing.assert_allclose(f(xv, wv), wv + xv)
+    with pytest.raises(ValueError, match="align|shape|match"):
+        f(xv, RNG.normal(size=(4, 3)))

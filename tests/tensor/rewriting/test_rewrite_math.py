@@ -604,3 +604,26 @@ def test_naive_softmax_gradient_has_no_overflowing_exp():
     g = symgrad.grad(st.sum(s * st.constant(np.array([1.0, 2.0]))), x)
     f, text = rewritten(g, [x])
     assert "exp" not in text and "Softmax" in text
+
+
+def test_reductions_over_length_one_axes_are_the_element():
+    x = st.TensorType("int8", (1, None))("x")
+    m = st.TensorType("float64", (None, 1, None))("m")
+    v = st.dvector("v")
+    outs = [st.sum(x, axis=0), st.prod(x, axis=0), st.max(m, axis=1), st.min(m, axis=1,
+            keepdims=True), st.sum(m, axis=(0, 1)), st.any(m, axis=1),
+            st.prod(st.shape(v))]
+    f = symgrad.function([x, m, v], outs)
+    names = [type(n.op).__name__ for n in f.maker.fgraph.toposort()]
+    assert names.count("Sum") == 1  # only the sum over axes (0, 1) keeps a reduction (axis 0)
+    assert not {"Prod", "Max", "Min", "Any"} & set(names)
+    xv = np.array([[1, -2, 3]], dtype="int8")
+    mv = np.arange(6.0).reshape(2, 1, 3) - 2.5
+    vv = np.zeros(5)
+    got = f(xv, mv, vv)
+    want = [xv.sum(0), xv.prod(0), mv.max(1), mv.min(1, keepdims=True), mv.sum((0, 1)),
+            mv.any(1), 5]
+    for g, w in zip(got, want):
+        assert np.asarray(g).dtype == np.asarray(w).dtype or np.asarray(g).dtype == "int64"
+        np.testing.assert_array_equal(g, w)
+    assert got[0].dtype == np.int64  # numpy's accumulator dtype for int8 sums
