@@ -151,6 +151,23 @@ def test_function_graph_missing_input_names_it():
         FunctionGraph([x], [x + w])
 
 
+def test_function_graph_copy_keeps_clients_constants_and_cuts_at_inputs():
+    x = st.dvector("x")
+    c = st.constant(np.array([2.0, 3.0]))
+    h = st.exp(x) * c
+    out = h + c
+    fg = FunctionGraph([x], [out, h])
+    assert fg.outputs[1].owner is fg.outputs[0].owner.inputs[0].owner  # h stays shared
+    assert c in fg.variables and len(fg.clients[c]) == 2  # constants are not copied
+    for var, clients in fg.clients.items():
+        for node, k in clients:
+            assert (fg.outputs[k] if node == "output" else node.inputs[k]) is var
+    assert all(n.outputs[0] not in {out, h} for n in fg.apply_nodes)  # all copies
+    # an intermediate given as an input: its producer is not copied
+    fg2 = FunctionGraph([h], [out])
+    assert len(fg2.apply_nodes) == 1 and fg2.inputs[0].owner is None
+
+
 def test_function_graph_does_not_touch_original():
     x = st.dvector("x")
     y = st.exp(x)
