@@ -314,7 +314,7 @@ class _KernelRunner:
         self.kernel = kernel
         self.node = kernel.node
         self.pooled = [o for o in kernel.buf_outputs if o in set(pooled)]
-        self.module = self.fn = None  # loaded on the first call that compiles (_load)
+        self.module = self._fn = None  # loaded when first needed (see fn)
         self.consts = kernel.consts
         self.scalar_in = [k for k, v in enumerate(kernel.params) if _is_scalar(v)]
         self.scalar_out = [(k, np.dtype(o.type.dtype)) for k, o in enumerate(self.node.outputs)
@@ -413,7 +413,7 @@ class _KernelRunner:
                     return self(*args)
         try:
             if self.compiled:
-                results = self.fn(*args, *self._buffers(shape), *self.consts)
+                results = self._fn(*args, *self._buffers(shape), *self.consts)
             else:
                 results = self._first_call(args, shape)
         except ValueError as exc:
@@ -450,18 +450,20 @@ class _KernelRunner:
         return [np.broadcast_to(a, shape) if isinstance(a, np.ndarray) and a.ndim == nd
                 and a.shape != shape else a for a in args], (shape if self.flat else None)
 
-    def _load(self):
-        """The kernel's jitted function, from its module (written to the disk cache)."""
-        self.module = _load_module(self.kernel.source)
-        self.fn = getattr(self.module, self.kernel.name)
+    @property
+    def fn(self):
+        """The kernel's jitted function (its module is written to the disk cache and imported
+        on first use: a kernel that numpy runs never is)."""
+        if self._fn is None:
+            self.module = _load_module(self.kernel.source)
+            self._fn = getattr(self.module, self.kernel.name)
+        return self._fn
 
     def _first_call(self, args, shape):
         """A call that may compile: numba's own warnings are silenced, and a failure to
         compile falls back to the Python backend for this node (with a warning)."""
         from numba.core.errors import NumbaError
 
-        if self.fn is None:
-            self._load()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=numba.NumbaWarning)
             try:
@@ -470,10 +472,10 @@ class _KernelRunner:
                 warnings.warn(f"numba could not compile {self.node.op}: "
                               f"{str(exc).splitlines()[0]}; running it with the Python backend",
                               NumbaFallbackWarning, stacklevel=4)
-                self.fn = self._python_node()
+                self._fn = self._python_node()
                 self.consts = []
                 self.compiled = True
-                return self.fn(*args)
+                return self._fn(*args)
         self.compiled = True
         return results
 
@@ -481,7 +483,7 @@ class _KernelRunner:
         """Switch to the kernel computing each output in a loop of its own (the outputs of a
         fused node have different shapes)."""
         kernel = Kernel(self.node, one_loop=False)
-        self.kernel, self.module, self.fn = kernel, None, None
+        self.kernel, self.module, self._fn = kernel, None, None
         self.consts = kernel.consts
         self.compiled = False
         self.broadcasting = False  # (that form has broadcasting loops)
