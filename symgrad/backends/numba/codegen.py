@@ -76,6 +76,30 @@ _KEEP = frozenset(keyword.kwlist) | {
     "sg_erfinv", "sg_erfcinv", "sg_tanh"}
 _IDENT = re.compile(r"(?<![\w.])[A-Za-z_]\w*")
 _CALL = re.compile(r"^(\s*)(.+?) = (\w+)\((.*)\)$")
+_KWARG = re.compile(r"\s*=(?!=)")
+
+
+_MARK = "\x01"  # stands for an inlining prefix (never in generated code)
+
+
+def _call_args(text: str, line: str) -> list[str]:
+    """The arguments of a call, ``text`` being what its parentheses hold: split at the
+    commas outside brackets (through ``ast`` where a string literal might hold one)."""
+    if "'" in text or '"' in text:
+        return [ast.unparse(a) for a in ast.parse(line.strip()).body[0].value.args]
+    args, depth, start = [], 0, 0
+    for k, c in enumerate(text):
+        if c in "([":
+            depth += 1
+        elif c in ")]":
+            depth -= 1
+        elif c == "," and depth == 0:
+            args.append(text[start:k].strip())
+            start = k + 1
+    last = text[start:].strip()
+    if last:
+        args.append(last)
+    return args
 
 
 def _rename_line(line: str, prefix: str, keep=frozenset()) -> str:
@@ -91,8 +115,7 @@ def _rename_line(line: str, prefix: str, keep=frozenset()) -> str:
                 text.count(c, pos, m.start()) for c in ")]")
             out.append(text[pos:m.start()])
             name = m.group(0)
-            after = text[m.end():].lstrip()
-            is_kwarg = depth > 0 and after.startswith("=") and not after.startswith("==")
+            is_kwarg = depth > 0 and _KWARG.match(text, m.end()) is not None
             out.append(name if name in _KEEP or name in keep or is_kwarg else prefix + name)
             pos = m.end()
         depth += sum(text.count(c, pos) for c in "([") - sum(text.count(c, pos) for c in ")]")
@@ -112,6 +135,7 @@ class ModuleWriter:
         self._by_text: dict[str, str] = {}
         self._n = 0
         self._inlined = 0
+        self._renamed: dict[str, tuple] = {}
 
     def helper(self, prefix: str, params: list[str], body: list[str]) -> str:
         """Record a helper ``def NAME(params): body`` (its last line returns); returns NAME."""
@@ -142,17 +166,21 @@ class ModuleWriter:
                 out.append(line)
                 continue
             indent, targets, name = m.group(1), m.group(2), m.group(3)
-            call = ast.parse(line.strip()).body[0].value
-            args = [ast.unparse(a) for a in call.args]
+            args = _call_args(m.group(4), line)
             params, body = self.bodies[name]
             self._inlined += 1
             prefix = f"_{self._inlined}_"
+            renamed = self._renamed.get(name)
+            if renamed is None:  # the body's names prefixed once, with a placeholder
+                last = body[-1]
+                if not last.startswith("return "):
+                    raise AssertionError(f"helper {name} does not end with a return: {last!r}")
+                renamed = self._renamed[name] = (
+                    [_rename_line(b, _MARK, self.bodies) for b in body[:-1]],
+                    _rename_line(last[len("return "):], _MARK, self.bodies))
             expanded = [f"{prefix}{p} = {a}" for p, a in zip(params, args)]
-            expanded += [_rename_line(b, prefix, self.bodies) for b in body[:-1]]
-            last = body[-1]
-            if not last.startswith("return "):
-                raise AssertionError(f"helper {name} does not end with a return: {last!r}")
-            expanded.append(f"{targets} = {_rename_line(last[len('return '):], prefix, self.bodies)}")
+            expanded += [b.replace(_MARK, prefix) for b in renamed[0]]
+            expanded.append(f"{targets} = {renamed[1].replace(_MARK, prefix)}")
             out += [indent + e for e in self.inline(expanded)]
         return out
 
