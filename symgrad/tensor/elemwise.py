@@ -205,7 +205,9 @@ class Elemwise(Op):
         if sop.nin >= 0 and len(inputs) != sop.nin:
             raise TypeError(f"{sop.name} takes {sop.nin} inputs, got {len(inputs)}")
         # (the hot path of building and rewriting graphs: no generic helpers per input)
-        inputs = [i if isinstance(i, _TENSOR_CLASSES) else as_tensor_variable(i) for i in inputs]
+        inputs = [i if isinstance(i, _TENSOR_CLASSES) else
+                  _weak_float(i) if i.__class__ is float else as_tensor_variable(i)
+                  for i in inputs]
         given = [i.type.shape for i in inputs]
         ndim = max(map(len, given))
         first = given[0]
@@ -345,6 +347,17 @@ class _TensorLike(metaclass=_TensorLikeMeta):
 _TENSOR_CLASSES = (TensorVariable, TensorConstant)
 _TYPES: dict = {}  # (dtype, shape) -> TensorType: types are values, one instance serves all
 _DTYPES: dict = {}  # (scalar op, (input dtype, weak)...) -> output dtype
+
+
+_F64_SCALAR = TensorType("float64", ())
+
+
+def _weak_float(value: float) -> TensorConstant:
+    """``as_tensor_variable(value)`` for a Python float (a weak float64 constant, every digit
+    kept), made directly: ``x * 0.5`` is written often."""
+    data = np.array(value, dtype=np.float64)
+    data.setflags(write=False)
+    return TensorConstant(_F64_SCALAR, data, weak=True)
 
 
 def _result_dtype(sop, inputs) -> str:
