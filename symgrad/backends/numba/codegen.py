@@ -356,7 +356,7 @@ OTHER_SHAPE = "symgrad: an output array of another shape"
 
 def elementwise_kernel(module, ndim, arrays, static_shapes, body, results, out_dtypes,
                        destinations=(), reuse=None, out_deps=None, pool=False,
-                       caller_broadcasts=False):
+                       caller_broadcasts=False, in_dtypes=None):
     """A helper looping over the broadcast shape of ``arrays`` (each of ``ndim`` dims).
 
     ``body(read) -> (lines, result_exprs)``: ``read(k)`` is the element expression of array
@@ -372,6 +372,8 @@ def elementwise_kernel(module, ndim, arrays, static_shapes, body, results, out_d
     array per output (after the destinations): written into when it has the output's shape
     (a buffer of an earlier call), else a new array is made. With ``caller_broadcasts`` there
     is no broadcasting loop: an input that broadcasts raises ValueError(INPUTS_BROADCAST).
+    ``in_dtypes``: the arrays' dtypes (typed literally in the code that copies an input that
+    broadcasts).
     """
     n = len(arrays)
     if caller_broadcasts and not destinations:
@@ -457,7 +459,8 @@ def elementwise_kernel(module, ndim, arrays, static_shapes, body, results, out_d
             if all(static_shapes[k][j] == 1 for j in range(ndim)):
                 continue
             full = _tuple([f"d{j}" if static_shapes[k][j] != 1 else "1" for j in range(ndim)])
-            lines.append(f"    x{k} = {copy}(np.empty({full}, dtype=x{k}.dtype), x{k})")
+            dtype = _np_dtype(in_dtypes[k]) if in_dtypes else f"x{k}.dtype"
+            lines.append(f"    x{k} = {copy}(np.empty({full}, dtype={dtype}), x{k})")
     lines += loops(read_direct)
     lines.append(f"return {_tuple(outs) if len(outs) > 1 else outs[0]}")
     return module.helper("ew", params, lines)
@@ -593,7 +596,8 @@ def _scalar_program(node, steps, out_steps, w, out_deps=None):
     name = elementwise_kernel(w.module, ndim, array_pos, static, body,
                               [f"p{k}" for k in scalar_pos], out_dtypes, destinations=dests,
                               reuse=reuse, out_deps=out_deps, pool=pool,
-                              caller_broadcasts=w.fw.caller_broadcasts)
+                              caller_broadcasts=w.fw.caller_broadcasts,
+                              in_dtypes=[in_dtypes[k] for k in array_pos])
     for o in [node.outputs[m] for m in dests]:
         w.fw.written_in_place.add(o)
     args = [w.inputs[k] for k in array_pos] + [w.inputs[k] for k in scalar_pos] + [
