@@ -67,6 +67,7 @@ def numba_system(n):
 
 def cases(cfg):
     n = 200 if cfg.quick else 2000
+    data(n)  # made before any timing (cached): no system pays for making its inputs
     systems = [tensor_system("symgrad", n),
                *symgrad_backend_systems(lambda family: tensor_system(family, n), cfg),
                tensor_system("pytensor", n), pytensor_cold(tensor_system("pytensor", n), cfg),

@@ -62,6 +62,8 @@ def numpy_jacobian(W, x):
 
 def cases(cfg):
     sizes = [20] if cfg.quick else [100, 500]
+    for n in sizes:
+        data(n)  # made before any timing (cached)
     out = []
     for n in sizes:
         systems = [tensor_system("symgrad", n, None), tensor_system("symgrad", n, "scan"),

@@ -59,6 +59,7 @@ def numpy_hessian(x, A):
 
 def cases(cfg):
     n = 20 if cfg.quick else 200
+    data(n)  # made before any timing (cached)
     systems = [tensor_system("symgrad", n, None), tensor_system("symgrad", n, "scan"),
                tensor_system("pytensor", n, None), pytensor_cold(tensor_system("pytensor", n, None), cfg),
                jax_system(n),

@@ -69,6 +69,7 @@ def scipy_system(n):
 
 def cases(cfg):
     n = 1000 if cfg.quick else 100_000
+    data(n)  # made before any timing (cached)
     systems = [tensor_system("symgrad", n, "grad"), tensor_system("symgrad", n, "rop"),
                *symgrad_backend_systems(lambda family: tensor_system(family, n, "grad"), cfg),
                *symgrad_backend_systems(lambda family: tensor_system(family, n, "rop"), cfg,

@@ -84,6 +84,7 @@ def numpy_rnn_grad(W, X, h0):
 
 def cases(cfg):
     steps = 50 if cfg.quick else 1000
+    data(steps)  # made before any timing (cached)
     systems = [tensor_system("symgrad", steps),
                *symgrad_backend_systems(lambda family: tensor_system(family, steps), cfg),
                tensor_system("pytensor", steps), pytensor_cold(tensor_system("pytensor", steps), cfg),

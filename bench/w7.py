@@ -110,6 +110,7 @@ def numpy_step(params, X, Y):
 
 def cases(cfg):
     dims = (64, 32, 10, 32) if cfg.quick else (784, 256, 10, 256)
+    data(*dims)  # made before any timing (cached)
     systems = [tensor_system("symgrad", dims),
                *symgrad_backend_systems(lambda family: tensor_system(family, dims), cfg),
                tensor_system("pytensor", dims), pytensor_cold(tensor_system("pytensor", dims), cfg),
