@@ -301,9 +301,10 @@ KERNEL_MIN_CALLS = 64
 
 
 class _KernelRunner:
-    """Calls a kernel's jitted function: 0-d inputs as 0-d arrays, 0-d results as numpy
-    scalars of their dtype; a kernel numba fails to compile runs the node's Python
-    implementation instead (with a warning).
+    """Calls a kernel's jitted function: 0-d inputs and results as 0-d arrays (of the
+    result's dtype); a kernel numba fails to compile runs the node's Python implementation
+    instead (with a warning). A flat kernel gets its output arrays from here, and its
+    inputs broadcast (numpy views) once one has broadcast.
 
     The arrays of ``pooled`` outputs (intermediates nothing keeps) come back through
     :meth:`give` at the end of a call and are written into by the next call: a large new
