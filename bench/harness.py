@@ -1050,8 +1050,11 @@ def first_result_rows(data: dict) -> tuple[list[str], list[list[str]]]:
     def cell(r):
         return fmt_time(to_first_result(r)) if r is not None else "-"
 
-    def ratio(a, b):
-        return fmt_ratio(to_first_result(a) / to_first_result(b)) if a and b else "-"
+    def ratio(a, b):  # small ratios as fractions: the bars are "1/100", "1/10"
+        if not (a and b):
+            return "-"
+        r = to_first_result(a) / to_first_result(b)
+        return f"1/{1 / r:.0f}" if 0 < r < 0.1 else fmt_ratio(r)
 
     head = ["case", "symgrad", "symgrad-numba (warm)", "symgrad-numba (cold)",
             "PyTensor (warm cache)", "PyTensor (empty cache)", "JAX",
@@ -1091,6 +1094,13 @@ def best_backend_cells(res: list[dict], value) -> list[str]:
     return [f"{fmt_time(value(best))} ({best['system']}){flag}", ratio]
 
 
+def _text_table(head: list[str], rows: list[list[str]]) -> list[str]:
+    """Left-justified columns, the header first."""
+    widths = [max(len(head[k]), *(len(row[k]) for row in rows)) if rows else len(head[k])
+              for k in range(len(head))]
+    return ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [head] + rows]
+
+
 def render_text(data: dict) -> str:
     lines = []
     for wl in data["workloads"]:
@@ -1109,16 +1119,11 @@ def render_text(data: dict) -> str:
     lines.append("\n== summary: symgrad's time (default backend), the fastest symgrad backend "
                  "and its time / JAX's, and symgrad / the fastest variant of each peer "
                  "(>1: symgrad slower)")
-    widths = [max(len(head[k]), *(len(row[k]) for row in rows)) if rows else len(head[k])
-              for k in range(len(head))]
-    for row in [head] + rows:
-        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    lines += _text_table(head, rows)
     head, rows = first_result_rows(data)
     if rows:
         lines.append("\n== time to the first result (build + compile + first call)")
-        widths = [max(len(head[k]), *(len(row[k]) for row in rows)) for k in range(len(head))]
-        for row in [head] + rows:
-            lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+        lines += _text_table(head, rows)
     lines += mismatch_lines(data)
     return "\n".join(lines)
 
@@ -1150,6 +1155,12 @@ def _load(avg) -> str:
 
 def _md_cell(text: str) -> str:
     return text.replace("|", "\\|")
+
+
+def _md_table(head: list[str], rows: list[list[str]]) -> list[str]:
+    """A markdown table (and a blank line after it)."""
+    return (["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
+            + ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows] + [""])
 
 
 def render_markdown(data: dict) -> str:
@@ -1234,9 +1245,8 @@ def render_markdown(data: dict) -> str:
               "row of any symgrad backend (default, JAX, numba) and its time divided by the "
               "fastest JAX `jit` row's (*best/JAX*, blank where a case has no other backend "
               "row); and symgrad's (default mode) time divided by the fastest variant of each "
-              "peer, whose own time is in parentheses (above 1: symgrad is slower).", "",
-              "| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
-    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows] + [""]
+              "peer, whose own time is in parentheses (above 1: symgrad is slower).", ""]
+    lines += _md_table(head, rows)
     head, rows = first_result_rows(data)
     if rows:
         lines += ["## Time to the first result", "",
@@ -1245,9 +1255,8 @@ def render_markdown(data: dict) -> str:
                   "cache)* is a subprocess whose compile caches start empty, as on a user's "
                   "first run; *(warm cache)* reuses kernels PyTensor compiled on earlier runs. "
                   "*symgrad-numba (cold)* likewise starts with an empty numba cache. Ratios "
-                  "below 1: symgrad reaches the first result sooner.", "",
-                  "| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
-        lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows] + [""]
+                  "below 1: symgrad reaches the first result sooner.", ""]
+        lines += _md_table(head, rows)
     for wl in data["workloads"]:
         lines += [f"## {wl['name']}: {wl['title']}", ""]
         if wl.get("about"):

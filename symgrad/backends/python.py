@@ -1074,18 +1074,23 @@ def _emit_scaled_identity_dot(em, node):
     em.emit(f"    {target} = {fname}({nt}, {rt}, {wt})")
 
 
+def _shape_text(em, shp):
+    """A shape vector as source text of a tuple or list: a literal for a constant, the
+    tuple expression it was emitted as, else the array's ``tolist()``."""
+    if isinstance(shp, Constant):
+        return repr(_shape_tuple(np.asarray(shp.data).reshape(-1)))
+    if shp in em.shape_tuples:
+        return em.shape_tuples[shp]
+    return f"{em.expr(shp)}.tolist()"
+
+
 def _emit_reshape(em, node):
     """``Reshape`` as the array's own ``reshape`` (a constant shape as a literal tuple)."""
     x, shp = node.inputs
     if x.type.ndim == 0 or isinstance(x, Constant):
         _emit_generic(em, node)
         return
-    if isinstance(shp, Constant):
-        st = repr(_shape_tuple(np.asarray(shp.data).reshape(-1)))
-    elif shp in em.shape_tuples:
-        st = em.shape_tuples[shp]
-    else:
-        st = f"{em.expr(shp)}.tolist()"
+    st = _shape_text(em, shp)
     target = em.local()
     em.names[node.outputs[0]] = target
     em.emit(f"{target} = {em.expr(x)}.reshape({st})")
@@ -1180,12 +1185,7 @@ def _emit_alloc(em, node):
     if not isinstance(value, Constant) or value.data.size != 1 or out.type.ndim == 0:
         _emit_generic(em, node)
         return
-    if isinstance(shp, Constant):
-        st = repr(_shape_tuple(np.asarray(shp.data).reshape(-1)))
-    elif shp in em.shape_tuples:
-        st = em.shape_tuples[shp]
-    else:
-        st = f"{em.expr(shp)}.tolist()"
+    st = _shape_text(em, shp)
     dt = em.bind(np.dtype(out.type.dtype), "k")
     v = np.asarray(value.data, dtype=out.type.dtype).reshape(())
     target = em.local()

@@ -36,7 +36,24 @@ class Type:
         return self == other
 
 
-class Variable:
+class _Tagged:
+    """``tag``: free-form annotations, created on first use (most variables and nodes never
+    need one); the class provides the ``_tag`` slot."""
+
+    __slots__ = ()
+
+    @property
+    def tag(self) -> Tag:
+        if self._tag is None:
+            self._tag = Tag()
+        return self._tag
+
+    @tag.setter
+    def tag(self, value: Tag) -> None:
+        self._tag = value
+
+
+class Variable(_Tagged):
     """A value in a graph: a graph input, or output ``index`` of ``owner``."""
 
     __slots__ = ("type", "owner", "index", "name", "_tag", "__weakref__")
@@ -48,17 +65,6 @@ class Variable:
         self.index = index
         self.name = name
         self._tag = None
-
-    @property
-    def tag(self) -> Tag:
-        """Free-form annotations (created on first use: most variables never need one)."""
-        if self._tag is None:
-            self._tag = Tag()
-        return self._tag
-
-    @tag.setter
-    def tag(self, value: Tag) -> None:
-        self._tag = value
 
     def clone(self) -> Variable:
         """A new Variable of the same type and name, with no owner."""
@@ -116,7 +122,7 @@ class Tag:
         return f"Tag({self.__dict__})"
 
 
-class Apply:
+class Apply(_Tagged):
     """One application of ``op`` to ``inputs``, producing ``outputs``."""
 
     __slots__ = ("op", "inputs", "outputs", "_tag", "__weakref__")
@@ -134,17 +140,6 @@ class Apply:
         for inp in self.inputs:
             if not isinstance(inp, Variable):
                 raise TypeError(f"{op}: every input must be a Variable, got {type(inp).__name__}")
-
-    @property
-    def tag(self) -> Tag:
-        """Free-form annotations (created on first use, like a Variable's)."""
-        if self._tag is None:
-            self._tag = Tag()
-        return self._tag
-
-    @tag.setter
-    def tag(self, value: Tag) -> None:
-        self._tag = value
 
     @property
     def out(self) -> Variable:
