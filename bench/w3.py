@@ -4,7 +4,16 @@ import functools
 
 import numpy as np
 
-from bench.harness import Case, System, jax_call, jax_lib, pytensor_cold, scan_outputs, tensor_lib
+from bench.harness import (
+    Case,
+    System,
+    jax_call,
+    jax_lib,
+    pytensor_cold,
+    scan_outputs,
+    symgrad_backend_systems,
+    tensor_lib,
+)
 
 NAME = "W3"
 TITLE = "Jacobian of tanh(dot(W, x)) w.r.t. x"
@@ -67,6 +76,8 @@ def cases(cfg):
     out = []
     for n in sizes:
         systems = [tensor_system("symgrad", n, None), tensor_system("symgrad", n, "scan"),
+                   *symgrad_backend_systems(lambda family, n=n: tensor_system(family, n, None), cfg,
+                                            cold=False),
                    tensor_system("pytensor", n, False), tensor_system("pytensor", n, True),
                    pytensor_cold(tensor_system("pytensor", n, False), cfg),
                    pytensor_cold(tensor_system("pytensor", n, True), cfg),

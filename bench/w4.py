@@ -4,7 +4,16 @@ import functools
 
 import numpy as np
 
-from bench.harness import Case, System, jax_call, jax_lib, pytensor_cold, scan_outputs, tensor_lib
+from bench.harness import (
+    Case,
+    System,
+    jax_call,
+    jax_lib,
+    pytensor_cold,
+    scan_outputs,
+    symgrad_backend_systems,
+    tensor_lib,
+)
 
 NAME = "W4"
 TITLE = "Hessian of sum(x**2 * sin(x)) + dot(x, dot(A, x))"
@@ -61,6 +70,8 @@ def cases(cfg):
     n = 20 if cfg.quick else 200
     data(n)  # made before any timing (cached)
     systems = [tensor_system("symgrad", n, None), tensor_system("symgrad", n, "scan"),
+               *symgrad_backend_systems(lambda family: tensor_system(family, n, None), cfg,
+                                        cold=False),
                tensor_system("pytensor", n, None), pytensor_cold(tensor_system("pytensor", n, None), cfg),
                jax_system(n),
                System("numpy (closed form)", "numpy", lambda: None,

@@ -9,8 +9,9 @@ PREDEFINED = {
     "FAST_RUN": (("merge", "constant_folding", "canonicalize", "stabilize", "specialize",
                   "fuse", "inplace", "dead_code"), "python"),
     "FAST_COMPILE": (("merge", "constant_folding"), "python"),
+    # (JAX fuses by itself; "scaled_identity" is the one rewrite of the fuse set it needs)
     "JAX": (("merge", "constant_folding", "canonicalize", "stabilize", "specialize",
-             "dead_code"), "jax"),
+             "scaled_identity", "dead_code"), "jax"),
     "NUMBA": (("merge", "constant_folding", "canonicalize", "stabilize", "specialize", "fuse",
                "dead_code"), "numba"),
 }

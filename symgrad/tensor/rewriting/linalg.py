@@ -269,12 +269,12 @@ def _scaled_identity_rule(node, in_dims, analysis=None):
 DIMS_RULES.setdefault(_ScaledIdentityDot, _scaled_identity_rule)
 
 
-@global_rewriter(sets=("fuse",), name="dot_scaled_identity")
+@global_rewriter(sets=("fuse", "scaled_identity"), name="dot_scaled_identity")
 def dot_scaled_identity(fgraph, context):
-    """dot(eye(n) * r, W) -> r[:, None] * W in O(n^2), dot(eye(n), W) -> W (the python
-    backend; exact, see _ScaledIdentityDot). Runs before fusion, which would hide the eye."""
-    if context is None or getattr(context.mode, "backend", "python") != "python":
-        return 0
+    """dot(eye(n) * r, W) -> r[:, None] * W in O(n^2), dot(eye(n), W) -> W (the python and
+    JAX backends; exact, see _ScaledIdentityDot). Runs before fusion, which would hide the eye."""
+    if context is None or getattr(context.mode, "backend", "python") not in ("python", "jax"):
+        return 0  # backends with a rule for _ScaledIdentityDot
     Dot = loaded_class(DOT)
     done = 0
     for node in fgraph.toposort():
