@@ -132,6 +132,22 @@ def _building():
             gc.enable()
 
 
+_TAKES_NEEDED: dict[type, bool] = {}
+
+
+def _takes_needed(op) -> bool:
+    """Whether ``op``'s pullback accepts ``needed=`` (one bool per input: the gradients the
+    caller uses; it may return None for the others instead of building them). A pullback
+    declares it with the attribute ``takes_needed = True``; an override in a subclass that
+    does not declare it is called with the ordinary signature."""
+    cls = type(op)
+    known = _TAKES_NEEDED.get(cls)
+    if known is None:
+        known = _TAKES_NEEDED[cls] = bool(getattr(getattr(cls, "pullback", None),
+                                                  "takes_needed", False))
+    return known
+
+
 def backprop(outputs: Sequence[Variable], cotangents: Sequence[Variable | None],
              wrt: Sequence[Variable], consider_constant: Sequence[Variable] = ()):
     """The core of reverse mode: cotangents of ``wrt`` given cotangents of ``outputs``.
@@ -177,7 +193,11 @@ def _backprop(outputs, cotangents, wrt, consider_constant):
                 if rel and conn:
                     connected.add(inp)
             continue
-        input_grads = node.op.pullback(node.inputs, node.outputs, output_grads)
+        op = node.op
+        if _takes_needed(op):
+            input_grads = op.pullback(node.inputs, node.outputs, output_grads, needed=relevant)
+        else:
+            input_grads = op.pullback(node.inputs, node.outputs, output_grads)
         if len(input_grads) != len(node.inputs):
             raise ValueError(f"{node.op}.pullback returned {len(input_grads)} gradients for "
                              f"{len(node.inputs)} inputs")

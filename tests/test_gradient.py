@@ -403,3 +403,41 @@ def test_rop_builds_no_fill_where_the_tangent_has_the_shape():
     xv, vv = rng.normal(size=3), rng.normal(size=3)
     np.testing.assert_allclose(function([x, v], t)(xv, vv),
                                (np.cos(xv) * np.exp(xv) + np.sin(xv) * np.exp(xv)) * vv)
+
+
+def test_pullback_builds_nothing_for_operands_whose_gradient_is_not_needed():
+    # The gradients of the constants in a*x and b+x would be reductions of a vector to a
+    # scalar; grad wrt x alone must not build them (Elemwise.pullback takes ``needed``).
+    from symgrad.graph.traversal import toposort
+    from symgrad.tensor.reduction import Sum
+
+    x = st.dvector("x")
+    y = st.sum(st.exp(2.5 * x) * st.sin(0.3 + x))
+    g = grad(y, x)
+    assert not [n for n in toposort([g]) if isinstance(n.op, Sum) and n.outputs[0] is not y]
+    xv = rng.uniform(-1, 1, 5)
+    expected = np.exp(2.5 * xv) * (2.5 * np.sin(0.3 + xv) + np.cos(0.3 + xv))
+    np.testing.assert_allclose(function([x], g)(xv), expected, rtol=1e-12)
+    # both operands needed: both gradients, as before
+    a = st.dscalar("a")
+    ga, gx = grad(st.sum(a * x), [a, x])
+    va, vx = function([a, x], [ga, gx])(2.0, xv)
+    np.testing.assert_allclose(va, xv.sum())
+    np.testing.assert_allclose(vx, np.full(5, 2.0))
+
+
+def test_pullback_without_needed_keeps_its_old_signature():
+    # an op whose pullback does not declare ``takes_needed`` is called as before
+    class Twice(Op):
+        def make_node(self, v):
+            return Apply(self, [v], [v.type()])
+
+        def perform(self, node, inputs, outputs):
+            outputs[0][0] = 2 * inputs[0]
+
+        def pullback(self, inputs, outputs, output_grads):
+            return [2 * output_grads[0]]
+
+    x = st.dvector("x")
+    g = grad(st.sum(Twice()(x) * 3.0), x)
+    np.testing.assert_allclose(function([x], g)(np.ones(3)), np.full(3, 6.0))

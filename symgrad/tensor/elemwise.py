@@ -275,28 +275,41 @@ class Elemwise(Op):
             return [None] * len(inputs)
         return sop.partials(inputs, output)
 
-    def pullback(self, inputs, outputs, output_grads):
+    def pullback(self, inputs, outputs, output_grads, needed=None):
+        """``needed`` (optional, one bool per input; see ``symgrad.gradient``): the inputs
+        whose gradient the caller uses; the others get None and no graph is built for them
+        (the gradient of ``a`` in ``a * x`` when only ``x``'s is asked for)."""
         (gz,) = output_grads
         out = outputs[0]
         if gz is None or out.dtype in discrete_dtypes:
             return [None] * len(inputs)
+        if needed is None:
+            needed = (True,) * len(inputs)
         sop = self.scalar_op
         if sop.pullback is not None and sop.differentiable:
-            raw = sop.pullback(inputs, out, gz)
+            if getattr(sop.pullback, "takes_needed", False):
+                raw = sop.pullback(inputs, out, gz, needed)
+            else:
+                raw = sop.pullback(inputs, out, gz)
         else:
             raw = []
-            for d in self._partials(inputs, out):
-                if d is None or not isinstance(d, _TensorLike):
-                    raw.append(d)
+            for d, need in zip(self._partials(inputs, out), needed):
+                if d is None or not need or not isinstance(d, _TensorLike):
+                    raw.append(d if need else None)
                 else:
                     raw.append(gz * d)
         grads = []
-        for inp, g in zip(inputs, raw):
+        for inp, g, need in zip(inputs, raw, needed):
+            if not need:
+                grads.append(None)
+                continue
             if inp.dtype in discrete_dtypes or g is None or not isinstance(g, _TensorLike):
                 grads.append(None if inp.dtype in discrete_dtypes else g)
                 continue
             grads.append(sum_to_shape(g, inp, out))
         return grads
+
+    pullback.takes_needed = True
 
     def pushforward(self, inputs, outputs, tangents):
         out = outputs[0]

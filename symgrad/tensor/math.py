@@ -91,8 +91,12 @@ def _mul_others(ins, k):
     return out
 
 
-def _mul_pullback(ins, z, gz):
-    return [gz * _mul_others(ins, k) for k in range(len(ins))]
+def _mul_pullback(ins, z, gz, needed=None):
+    return [gz * _mul_others(ins, k) if needed is None or needed[k] else None
+            for k in range(len(ins))]
+
+
+_mul_pullback.takes_needed = True  # (Elemwise.pullback passes which inputs are needed)
 
 
 def _mul_pushforward(ins, z, ts):
