@@ -228,16 +228,19 @@ def test_fused_outputs_of_different_static_shapes():
 
 
 def test_scan_step_with_an_input_that_broadcasts_at_run_time():
-    # x_t has length 1 at run time: the step's loop copies it to the state's length first
+    # x_t has length 1 at run time: the lean step (no broadcasting code) raises, and the
+    # kernel is made again with a step whose loop copies x_t to the state's length first
     X, h0 = st.dmatrix("X"), st.dvector("h0")
     hs = symgrad.scan(lambda x_t, h: st.tanh(h * x_t + 0.5), sequences=X, outputs_info=h0)
     hs = hs[0] if isinstance(hs, tuple) else hs
     f = _quiet_function([X, h0], hs)
     ref = symgrad.function([X, h0], hs)
+    (scan,) = [k for k in f.executable.program if type(k.node.op).__name__ == "Scan"]
     r = np.random.default_rng(5)
-    for shape in ((6, 1), (6, 4), (6, 1)):
+    for shape, lean in (((6, 4), True), ((6, 1), False), ((6, 4), False), ((6, 1), False)):
         args = (r.normal(size=shape), r.normal(size=4))
         np.testing.assert_allclose(f(*args), ref(*args), rtol=1e-12)
+        assert scan.kernel.lean_steps is lean
 
 
 def test_kernel_output_read_by_numpy_code_is_not_reused():

@@ -130,10 +130,14 @@ class Kernel:
     reuses the compiled kernel (the module is keyed by its source, see :func:`_load_module`).
     """
 
-    def __init__(self, node, one_loop=True):
+    def __init__(self, node, one_loop=True, lean_steps=True):
         module = ModuleWriter()
         fw = FunctionWriter(module)
         fw.one_loop = one_loop
+        # scan steps without code for inputs that broadcast (a third of a scan's compile
+        # time); where one does, the runner makes the kernel again with it
+        fw.lean_scans = self.lean_steps = lean_steps
+        self.one_loop = one_loop
         fw.pool = True
         # without a broadcasting loop (half the code to compile): the runner passes broadcast
         # views instead; the loop-per-output form of a fused node broadcasts by itself
@@ -421,6 +425,8 @@ class _KernelRunner:
             message = str(exc)
             if message == codegen.SHAPES_DIFFER:
                 self._split()
+            elif message == codegen.STEP_BROADCASTS and self.kernel.lean_steps:
+                self._remake(one_loop=self.kernel.one_loop, lean_steps=False)
             elif message in (codegen.INPUTS_BROADCAST, codegen.OTHER_SHAPE) and (
                     not self.broadcasting):
                 self.broadcasting = True  # from now on, broadcast views of the inputs
@@ -483,7 +489,11 @@ class _KernelRunner:
     def _split(self):
         """Switch to the kernel computing each output in a loop of its own (the outputs of a
         fused node have different shapes)."""
-        kernel = Kernel(self.node, one_loop=False)
+        self._remake(one_loop=False, lean_steps=self.kernel.lean_steps)
+
+    def _remake(self, one_loop, lean_steps):
+        """Switch to another form of the kernel (see Kernel's arguments)."""
+        kernel = Kernel(self.node, one_loop=one_loop, lean_steps=lean_steps)
         self.kernel, self.module, self._fn = kernel, None, None
         self.consts = kernel.consts
         self.compiled = False

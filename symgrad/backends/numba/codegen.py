@@ -218,6 +218,11 @@ class FunctionWriter:
         self.one_loop = False  # several outputs of a fused node in one loop (where it can)
         # elementwise loops without a broadcasting variant (the caller broadcasts the inputs)
         self.caller_broadcasts = False
+        # elementwise loops of this scan step without a broadcasting variant: inputs of
+        # different shapes raise ValueError(STEP_BROADCASTS); lean_scans: the steps of the
+        # scans written here are lean (see Kernel)
+        self.lean_steps = False
+        self.lean_scans = False
 
     def fresh(self, prefix="t") -> str:
         self._n += 1
@@ -352,11 +357,15 @@ SHAPES_DIFFER = "symgrad: output shapes differ"
 # broadcasts (its caller then passes the inputs broadcast: np.broadcast_to views)
 INPUTS_BROADCAST = "symgrad: inputs broadcast"
 OTHER_SHAPE = "symgrad: an output array of another shape"
+# the message of the error a scan's step compiled without broadcasting code raises when the
+# inputs of one of its elementwise loops broadcast (the caller then compiles the scan again,
+# with that code: copying a broadcasting input costs a third of the scan's compile time)
+STEP_BROADCASTS = "symgrad: inputs of a scan step broadcast"
 
 
 def elementwise_kernel(module, ndim, arrays, static_shapes, body, results, out_dtypes,
                        destinations=(), reuse=None, out_deps=None, pool=False,
-                       caller_broadcasts=False, in_dtypes=None):
+                       caller_broadcasts=False, in_dtypes=None, broadcast_raises=False):
     """A helper looping over the broadcast shape of ``arrays`` (each of ``ndim`` dims).
 
     ``body(read) -> (lines, result_exprs)``: ``read(k)`` is the element expression of array
@@ -373,7 +382,8 @@ def elementwise_kernel(module, ndim, arrays, static_shapes, body, results, out_d
     (a buffer of an earlier call), else a new array is made. With ``caller_broadcasts`` there
     is no broadcasting loop: an input that broadcasts raises ValueError(INPUTS_BROADCAST).
     ``in_dtypes``: the arrays' dtypes (typed literally in the code that copies an input that
-    broadcasts).
+    broadcasts). With ``broadcast_raises`` the helper has no broadcasting code at all: arrays
+    of different shapes raise ValueError(STEP_BROADCASTS).
     """
     n = len(arrays)
     if caller_broadcasts and not destinations:
@@ -385,6 +395,9 @@ def elementwise_kernel(module, ndim, arrays, static_shapes, body, results, out_d
         params += [f"buf{m}" for m in range(len(out_dtypes))]
     lines = []
     dims = [f"d{j}" for j in range(ndim)]
+    if broadcast_raises:
+        return _lean_kernel(module, ndim, n, static_shapes, body, params, out_dtypes,
+                            destinations, reuse)
     for j in range(ndim):
         lines.append(f"d{j} = 1")
         for k in range(n):
@@ -462,6 +475,48 @@ def elementwise_kernel(module, ndim, arrays, static_shapes, body, results, out_d
             dtype = _np_dtype(in_dtypes[k]) if in_dtypes else f"x{k}.dtype"
             lines.append(f"    x{k} = {copy}(np.empty({full}, dtype={dtype}), x{k})")
     lines += loops(read_direct)
+    lines.append(f"return {_tuple(outs) if len(outs) > 1 else outs[0]}")
+    return module.helper("ew", params, lines)
+
+
+def _lean_kernel(module, ndim, n, static_shapes, body, params, out_dtypes, destinations,
+                 reuse):
+    """elementwise_kernel's helper with no broadcasting code (``broadcast_raises``): the loop's
+    shape is the first array's; another shape raises ValueError(STEP_BROADCASTS)."""
+    lines, dims, checks = [], [], []
+    for j in range(ndim):
+        first = next((k for k in range(n) if static_shapes[k][j] != 1), None)
+        dims.append("1" if first is None else f"x{first}.shape[{j}]")
+        checks += [f"x{k}.shape[{j}] != {dims[j]}" for k in range(n)
+                   if k != first and static_shapes[k][j] != 1]
+    for m in range(len(out_dtypes)):
+        if m in destinations:
+            checks += [f"dst{m}.shape[{j}] != {dims[j]}" for j in range(ndim)]
+    if checks:
+        lines += [f"if {' or '.join(checks)}:", f"    raise ValueError('{STEP_BROADCASTS}')"]
+    shape = _tuple(dims)
+    outs = []
+    for m, dt in enumerate(out_dtypes):
+        outs.append(f"o{m}")
+        if m in destinations:
+            lines.append(f"o{m} = dst{m}")
+        elif m == 0 and reuse is not None and all(
+                static_shapes[reuse][j] != 1 or dims[j] == "1" for j in range(ndim)):
+            lines.append(f"o{m} = x{reuse}")  # a dead input (of the loop's shape)
+        else:
+            lines.append(f"o{m} = np.empty({shape}, dtype={_np_dtype(dt)})")
+    index = ", ".join(f"i{j}" for j in range(ndim))
+    indent = ""
+    for j in range(ndim):
+        lines.append(f"{indent}for i{j} in range({dims[j]}):")
+        indent += "    "
+
+    def read(k):
+        return f"x{k}[{', '.join('0' if static_shapes[k][j] == 1 else f'i{j}' for j in range(ndim))}]"
+
+    nd_lines, nd_exprs = body(read)
+    lines += [indent + line for line in nd_lines]
+    lines += [f"{indent}o{m}[{index}] = {e}" for m, e in enumerate(nd_exprs)]
     lines.append(f"return {_tuple(outs) if len(outs) > 1 else outs[0]}")
     return module.helper("ew", params, lines)
 
@@ -597,7 +652,8 @@ def _scalar_program(node, steps, out_steps, w, out_deps=None):
                               [f"p{k}" for k in scalar_pos], out_dtypes, destinations=dests,
                               reuse=reuse, out_deps=out_deps, pool=pool,
                               caller_broadcasts=w.fw.caller_broadcasts,
-                              in_dtypes=[in_dtypes[k] for k in array_pos])
+                              in_dtypes=[in_dtypes[k] for k in array_pos],
+                              broadcast_raises=w.fw.lean_steps and not pool and out_deps is None)
     for o in [node.outputs[m] for m in dests]:
         w.fw.written_in_place.add(o)
     args = [w.inputs[k] for k in array_pos] + [w.inputs[k] for k in scalar_pos] + [

@@ -38,6 +38,7 @@ def _step_function(op, module, parent):
     (name, constants, which states are written in place)."""
     fgraph = _inner_fgraph(op)
     fw = FunctionWriter(module, parent=parent)
+    fw.lean_steps = fw.lean_scans = parent.lean_scans
     for var in fgraph.inputs:
         name = fw.fresh("a")
         fw.params.append(name)
