@@ -441,3 +441,31 @@ def test_pullback_without_needed_keeps_its_old_signature():
     x = st.dvector("x")
     g = grad(st.sum(Twice()(x) * 3.0), x)
     np.testing.assert_allclose(function([x], g)(np.ones(3)), np.full(3, 6.0))
+
+
+def test_a_sums_all_ones_cotangent_is_not_multiplied_in_where_shapes_are_provably_equal():
+    # grad(sum(y)) starts from fill(y, 1); each term's pullback would build fill * d, which the
+    # rewriter removes again: it is skipped where the shape analysis proves d has y's shape.
+    from symgrad.graph.traversal import toposort
+    from symgrad.tensor.elemwise import Elemwise
+
+    x = st.dvector("x")
+    y = st.exp(0.5 * x) * st.sin(0.1 + x)
+    g = grad(st.sum(y), x)
+    seconds = [n for n in toposort([g]) if isinstance(n.op, Elemwise)
+               and n.op.scalar_op.name == "second"]
+    assert not seconds
+    xv = rng.uniform(-1, 1, 6)
+    expected = np.exp(0.5 * xv) * (0.5 * np.sin(0.1 + xv) + np.cos(0.1 + xv))
+    np.testing.assert_array_equal(function([x], g, mode="FAST_RUN")(xv),
+                                  function([x], g, mode="FAST_COMPILE")(xv))
+    np.testing.assert_allclose(function([x], g)(xv), expected, rtol=1e-12)
+
+
+def test_all_ones_cotangent_keeps_its_shape_where_it_is_not_provably_the_operands():
+    # x * y with y of runtime length 1: d/dx is y broadcast to x's shape, not y itself
+    x, y = st.dvector("x"), st.dvector("y")
+    gx, gy = grad(st.sum(x * y), [x, y])
+    vx, vy = function([x, y], [gx, gy])(np.array([1.0, 2.0, 3.0]), np.array([2.0]))
+    np.testing.assert_array_equal(vx, [2.0, 2.0, 2.0])
+    np.testing.assert_array_equal(vy, [6.0])

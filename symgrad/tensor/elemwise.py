@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from symgrad.graph.basic import Apply, Op
+from symgrad.graph.basic import Apply, Constant, Op
 from symgrad.tensor.basic import as_tensor_variable, constant
 from symgrad.tensor.type import TensorType, discrete_dtypes, normalize_dtype
 from symgrad.tensor.variable import TensorConstant, TensorVariable
@@ -297,7 +297,7 @@ class Elemwise(Op):
                 if d is None or not need or not isinstance(d, _TensorLike):
                     raw.append(d if need else None)
                 else:
-                    raw.append(gz * d)
+                    raw.append(times_cotangent(gz, d))
         grads = []
         for inp, g, need in zip(inputs, raw, needed):
             if not need:
@@ -453,6 +453,41 @@ def _provably_equal(a, b) -> tuple[bool, ...] | None:
         return None
     db = db[len(db) - len(da):]
     return tuple(x == y for x, y in zip(da, db))
+
+
+def _is_ones(var) -> bool:
+    """Whether ``var`` is provably all ones: a one-element constant 1, seen through
+    DimShuffles and fills (``second(a, 1.0)``, the cotangent that ``grad`` of a sum starts
+    from). A loop over a short chain, not a recursion."""
+    while True:
+        owner = var.owner
+        if owner is None:
+            data = getattr(var, "data", None)
+            if not isinstance(var, Constant) or getattr(data, "size", 0) != 1:
+                return False
+            try:
+                return bool(np.asarray(data).reshape(()) == 1)
+            except (TypeError, ValueError):  # pragma: no cover - an exotic constant
+                return False
+        op = owner.op
+        if isinstance(op, DimShuffle):
+            var = owner.inputs[0]
+        elif isinstance(op, Elemwise) and op.scalar_op.name == "second":
+            var = owner.inputs[1]
+        else:
+            return False
+
+
+def times_cotangent(gz, d):
+    """``gz * d`` in a pullback; just ``d`` when ``gz`` is provably all ones with ``d``'s
+    type and shape (the shape analysis of derivative building proves the shapes equal):
+    the product would be removed again by the rewriter (fill sinking, then x * 1 -> x),
+    and a sum's gradient multiplies such ones into every term."""
+    if (gz.type == d.type and _is_ones(gz)):
+        equal = _provably_equal(d, gz)
+        if equal is not None and all(equal):
+            return d
+    return gz * d
 
 
 def sum_to_shape(g, inp, out=None):

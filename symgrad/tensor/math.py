@@ -11,7 +11,7 @@ import math as _math
 import numpy as np
 
 from symgrad.tensor.basic import as_tensor_variable, constant
-from symgrad.tensor.elemwise import Elemwise, ScalarOp, cast, register_scalar_op
+from symgrad.tensor.elemwise import Elemwise, ScalarOp, cast, register_scalar_op, times_cotangent
 from symgrad.tensor.type import discrete_dtypes
 
 __all__ = []  # filled by _define
@@ -92,7 +92,7 @@ def _mul_others(ins, k):
 
 
 def _mul_pullback(ins, z, gz, needed=None):
-    return [gz * _mul_others(ins, k) if needed is None or needed[k] else None
+    return [times_cotangent(gz, _mul_others(ins, k)) if needed is None or needed[k] else None
             for k in range(len(ins))]
 
 
