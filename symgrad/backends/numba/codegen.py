@@ -77,6 +77,10 @@ _KEEP = frozenset(keyword.kwlist) | {
 _IDENT = re.compile(r"(?<![\w.])[A-Za-z_]\w*")
 _CALL = re.compile(r"^(\s*)(.+?) = (\w+)\((.*)\)$")
 _KWARG = re.compile(r"\s*=(?!=)")
+_NAME = re.compile(r"^[A-Za-z_]\w*$")
+# the targets of an assignment (plain or augmented) or of a for loop
+_ASSIGN = re.compile(
+    r"^\s*(?:for\s+(.+?)\s+in\b|([^'=!<>]+?)\s*(?:[-+*/%&|^@]|//|\*\*|<<|>>)?=(?!=))")
 
 
 _MARK = "\x01"  # stands for an inlining prefix (never in generated code)
@@ -136,6 +140,7 @@ class ModuleWriter:
         self._n = 0
         self._inlined = 0
         self._renamed: dict[str, tuple] = {}
+        self._assigned_cache: dict[str, frozenset] = {}
 
     def helper(self, prefix: str, params: list[str], body: list[str]) -> str:
         """Record a helper ``def NAME(params): body`` (its last line returns); returns NAME."""
@@ -178,11 +183,35 @@ class ModuleWriter:
                 renamed = self._renamed[name] = (
                     [_rename_line(b, _MARK, self.bodies) for b in body[:-1]],
                     _rename_line(last[len("return "):], _MARK, self.bodies))
-            expanded = [f"{prefix}{p} = {a}" for p, a in zip(params, args)]
-            expanded += [b.replace(_MARK, prefix) for b in renamed[0]]
-            expanded.append(f"{targets} = {renamed[1].replace(_MARK, prefix)}")
+            # a parameter the body never assigns, passed a plain name, is that name (an
+            # alias less: numba lowers each array assignment with reference counting)
+            body_lines, result = renamed[0], renamed[1]
+            expanded = []
+            for p, a in zip(params, args):
+                if _NAME.match(a) and p not in self._assigned(name):
+                    pattern = re.compile(re.escape(_MARK + p) + r"(?!\w)")
+                    body_lines = [pattern.sub(a, b) for b in body_lines]
+                    result = pattern.sub(a, result)
+                else:
+                    expanded.append(f"{prefix}{p} = {a}")
+            expanded += [b.replace(_MARK, prefix) for b in body_lines]
+            expanded.append(f"{targets} = {result.replace(_MARK, prefix)}")
             out += [indent + e for e in self.inline(expanded)]
         return out
+
+    def _assigned(self, name: str) -> frozenset:
+        """The parameters of helper ``name`` its body assigns (or loops over)."""
+        found = self._assigned_cache.get(name)
+        if found is None:
+            params, body = self.bodies[name]
+            names = set()
+            for line in body:
+                m = _ASSIGN.match(line)
+                if m is not None:  # (a subscript target rebinds no name)
+                    targets = (m.group(1) or m.group(2)).replace("(", " ").replace(")", " ")
+                    names.update(t.strip() for t in targets.split(","))
+            found = self._assigned_cache[name] = frozenset(names) & frozenset(params)
+        return found
 
     def source(self) -> str:
         header = ("import math\nimport numpy as np\nfrom numba import njit\n"
