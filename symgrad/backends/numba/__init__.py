@@ -302,6 +302,11 @@ def _poolable(var, clients, kernel_nodes) -> bool:
 # a fifth of a second; numpy on a few thousand elements, microseconds).
 KERNEL_MIN_SIZE = 4096
 KERNEL_MIN_CALLS = 64
+# A program of SMALL_PROGRAM_OPS operations or fewer (numpy: as many passes) gains little from
+# one fused pass: its kernel waits for arrays SMALL_PROGRAM_FACTOR times larger (numpy's
+# temporaries out of cache) or for the KERNEL_MIN_CALLS-th call
+SMALL_PROGRAM_OPS = 2
+SMALL_PROGRAM_FACTOR = 64
 
 
 class _KernelRunner:
@@ -328,6 +333,8 @@ class _KernelRunner:
         self.broadcasting = False  # whether to pass inputs broadcast (see _broadcast)
         self.compiled = False
         self.calls = 0  # calls run by numpy (small arrays) before the kernel was compiled
+        program = getattr(self.node.op, "program", None)
+        self.small = program is not None and len(program.steps) <= SMALL_PROGRAM_OPS
         self._numpy = None
         self._setup()
 
@@ -396,7 +403,7 @@ class _KernelRunner:
         if not self.compiled and self.flat and self.calls < KERNEL_MIN_CALLS:
             # small arrays: numpy until the kernel pays for its compiling (tiered)
             if max((a.size for a in args if isinstance(a, np.ndarray)), default=0) < (
-                    KERNEL_MIN_SIZE):
+                    KERNEL_MIN_SIZE * (SMALL_PROGRAM_FACTOR if self.small else 1)):
                 self.calls += 1
                 if self._numpy is None:
                     self._numpy = self._python_node()
