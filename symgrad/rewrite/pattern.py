@@ -333,13 +333,17 @@ class PatternRewrite(LocalRewrite):
             tracks = (compiled[1],)
         else:
             tracks = (type(compiled[1]),)
-        super().__init__(name, self._apply, tracks, sets, doc="")
+        subs = compiled[4] if compiled[0] == "elemwise" else compiled[2]
+        # Every sub-pattern is matched against one of the head's inputs: where one is an
+        # elementwise function, some input must be its output, a condition the worklist
+        # checks from its index before calling the rewrite (most nodes fail it).
+        needs_owner = tuple(dict.fromkeys(sp[1] for sp in subs if sp[0] == "elemwise"))
+        super().__init__(name, self._apply, tracks, sets, doc="", inputs=needs_owner or None)
         _DOC_SLOT.__set__(self, None)  # written on first use (printing is not imported before)
         self.pattern = pattern
         self.replacement = replacement
         self.condition = condition
         self.compiled = compiled
-        subs = compiled[4] if compiled[0] == "elemwise" else compiled[2]
         self.needs_const = any(sp[0] == "const" for sp in subs)
 
     @property

@@ -55,6 +55,20 @@ def test_pattern_matches_commutative_and_rest():
     assert pp(fg.outputs[0]) == "(a * b)"
 
 
+def test_pattern_input_condition_is_derived_from_its_elementwise_subpatterns():
+    # a sub-pattern exp(...) means some input must be an exp's output: the worklist skips
+    # the other nodes from its index; matching itself is unchanged
+    x, y = pattern_var("x"), pattern_var("y")
+    rw = PatternRewrite("t_exp_times", st.exp(x) * y, lambda m: st.exp(m.x + st.log(m.y)))
+    assert [t.name for t in rw.inputs] == ["exp"]
+    assert PatternRewrite("t_plain", x * 1, x).inputs == ()
+    a, b = st.dvectors("a", "b")
+    for expr, hits in [(a * b, 0), (st.exp(a) * b, 1), (b * st.exp(a), 1),
+                       (st.mul(b, a, st.exp(a)), 1), (st.exp(a) * st.log(b), 1)]:
+        stats = run_local_rewrites(fg_of(expr), [rw], merge=False, fold=False)
+        assert stats["t_exp_times"] == hits, pp(expr)
+
+
 def test_pattern_nonlinear_variable_must_be_the_same():
     x = pattern_var("x")
     rw = PatternRewrite("t_sub_self", x - x, lambda m: st.second(m.x, 0.0))
