@@ -39,10 +39,14 @@ def _step_function(op, module, parent):
     fgraph = _inner_fgraph(op)
     fw = FunctionWriter(module, parent=parent)
     fw.lean_steps = fw.lean_scans = parent.lean_scans
-    for var in fgraph.inputs:
-        name = fw.fresh("a")
-        fw.params.append(name)
-        fw.names[var] = name
+    # the inputs the step reads (graph outputs included): the others are not passed (a row
+    # view per step less to compile and to make)
+    used = [bool(fgraph.clients.get(var)) for var in fgraph.inputs]
+    for var, use in zip(fgraph.inputs, used):
+        if use:
+            name = fw.fresh("a")
+            fw.params.append(name)
+            fw.names[var] = name
     n_states = op.info.n_states
     outs = fgraph.outputs
     candidates = []
@@ -64,12 +68,12 @@ def _step_function(op, module, parent):
     for k in candidates:  # the parameter is passed either way
         fw.params.append(dest_params[k])
     name = fw.function("step", fgraph.outputs)
-    return name, fw.const_params, candidates, in_place
+    return name, fw.const_params, candidates, in_place, used
 
 
 def scan_generator(op, node, w):
     info = op.info
-    step, consts, dest_states, in_place = _step_function(op, w.module, w.fw)
+    step, consts, dest_states, in_place, used = _step_function(op, w.module, w.fw)
     n_seqs, n_states, n_nitsot = info.n_seqs, info.n_states, info.n_nitsot
     spans, last, reverse = info.spans, info.state_last, info.reverse
     seq_reads = [(j, o) for j, offsets in enumerate(info.seq_taps) for o in offsets]
@@ -131,6 +135,7 @@ def scan_generator(op, node, w):
         pos = f"t - ({tap})" if reverse else f"{spans[k]} + t + ({tap})"
         args.append(f"b{k}[{row_index(k, pos)}]")
     args += nons
+    args = [a for a, use in zip(args, used) if use]
     for k in dest_states:
         args.append(f"b{k}[{row_index(k, 't' if reverse else f'{spans[k]} + t')}]")
     args += cs
