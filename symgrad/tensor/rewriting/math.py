@@ -344,7 +344,7 @@ def _negation_of(a, b) -> bool:
     return ca is not None and cb is not None and ca == -cb
 
 
-@node_rewriter([sm.mul], sets=("stabilize",))
+@node_rewriter([sm.mul], sets=("stabilize",), inputs=[sm.sigmoid])
 def local_exp_times_sigmoid(fgraph, node):
     """exp(t) * sigmoid(-t) -> sigmoid(t) inside a product (the gradient of the
     logistic function, written naively, multiplies exp(-x) by a sigmoid)."""
@@ -440,5 +440,6 @@ def _sigmoid_product(fgraph, node):
     return None
 
 
-node_rewriter([sm.mul], sets=("specialize",), name="local_sigmoid_times_sigmoid_neg")(
+node_rewriter([sm.mul], sets=("specialize",), name="local_sigmoid_times_sigmoid_neg",
+              inputs=[sm.sigmoid])(
     _sigmoid_product)

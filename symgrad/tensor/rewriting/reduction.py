@@ -184,7 +184,7 @@ def local_log_softmax(fgraph, node):
     return [LogSoftmax(v.owner.op.axis)(v.owner.inputs[0])]
 
 
-@node_rewriter([sm.mul], sets=("stabilize",))
+@node_rewriter([sm.mul], sets=("stabilize",), inputs=[sm.true_div])
 def local_softmax_grad(fgraph, node):
     """exp(x) * (g / sum(exp(x), keepdims)) -> g * softmax(x): the first term of the naive
     softmax's gradient, written with the softmax so that it does not overflow."""
@@ -246,7 +246,7 @@ def _without_factor(var, factor):
     return rest
 
 
-@node_rewriter([sm.mul], sets=("stabilize",))
+@node_rewriter([sm.mul], sets=("stabilize",), inputs=[sm.add])
 def local_naive_softmax_grad(fgraph, node):
     """The gradient of exp(x) / sum(exp(x), keepdims) written by hand, in the stable form:
     exp(x) * (g / s + sum(c * g * exp(x) / (s * s), keepdims)) with s = sum(exp(x)) ->
@@ -337,7 +337,7 @@ def _one(var) -> bool:
     return isinstance(var, Constant) and scalar_const(var) == 1
 
 
-@node_rewriter([sm.mul], sets=("stabilize",))
+@node_rewriter([sm.mul], sets=("stabilize",), inputs=[SOFTMAX])
 def local_softmax_over_softmax(fgraph, node):
     """softmax(x) * (g / softmax(x)) -> g (NaN where softmax(x) is NaN): where softmax
     underflows to 0, 0 * (g / 0) is NaN, not g (the gradient of log(softmax(x)))."""
