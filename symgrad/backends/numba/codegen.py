@@ -75,6 +75,7 @@ _KEEP = frozenset(keyword.kwlist) | {
     "IndexError", "np", "math", "njit", "_jit", "sg_sigmoid", "sg_sigmoid32", "sg_digamma",
     "sg_erfinv", "sg_erfcinv", "sg_tanh"}
 _IDENT = re.compile(r"(?<![\w.])[A-Za-z_]\w*")
+_TOKEN = re.compile(r"(?<![\w.])[A-Za-z_]\w*|[()\[\]]")
 _CALL = re.compile(r"^(\s*)(.+?) = (\w+)\((.*)\)$")
 _KWARG = re.compile(r"\s*=(?!=)")
 _NAME = re.compile(r"^[A-Za-z_]\w*$")
@@ -84,6 +85,7 @@ _ASSIGN = re.compile(
 
 
 _MARK = "\x01"  # stands for an inlining prefix (never in generated code)
+_MARKED = re.compile(_MARK + r"(\w+)")
 
 
 def _call_args(text: str, line: str) -> list[str]:
@@ -114,15 +116,20 @@ def _rename_line(line: str, prefix: str, keep=frozenset()) -> str:
     for k in range(0, len(parts), 2):
         text = parts[k]
         out, pos = [], 0
-        for m in _IDENT.finditer(text):
-            depth += sum(text.count(c, pos, m.start()) for c in "([") - sum(
-                text.count(c, pos, m.start()) for c in ")]")
-            out.append(text[pos:m.start()])
+        for m in _TOKEN.finditer(text):
             name = m.group(0)
-            is_kwarg = depth > 0 and _KWARG.match(text, m.end()) is not None
-            out.append(name if name in _KEEP or name in keep or is_kwarg else prefix + name)
-            pos = m.end()
-        depth += sum(text.count(c, pos) for c in "([") - sum(text.count(c, pos) for c in ")]")
+            if name in "([":
+                depth += 1
+                continue
+            if name in ")]":
+                depth -= 1
+                continue
+            if name in _KEEP or name in keep or (
+                    depth > 0 and _KWARG.match(text, m.end()) is not None):
+                continue
+            out.append(text[pos:m.start()])
+            out.append(prefix)
+            pos = m.start()
         out.append(text[pos:])
         parts[k] = "".join(out)
     return "'".join(parts)
@@ -185,17 +192,20 @@ class ModuleWriter:
                     _rename_line(last[len("return "):], _MARK, self.bodies))
             # a parameter the body never assigns, passed a plain name, is that name (an
             # alias less: numba lowers each array assignment with reference counting)
-            body_lines, result = renamed[0], renamed[1]
-            expanded = []
+            expanded, alias = [], {}
+            assigned = self._assigned(name)
             for p, a in zip(params, args):
-                if _NAME.match(a) and p not in self._assigned(name):
-                    pattern = re.compile(re.escape(_MARK + p) + r"(?!\w)")
-                    body_lines = [pattern.sub(a, b) for b in body_lines]
-                    result = pattern.sub(a, result)
+                if _NAME.match(a) and p not in assigned:
+                    alias[p] = a
                 else:
                     expanded.append(f"{prefix}{p} = {a}")
-            expanded += [b.replace(_MARK, prefix) for b in body_lines]
-            expanded.append(f"{targets} = {result.replace(_MARK, prefix)}")
+            lines_in = renamed[0] + [f"{targets} = {renamed[1]}"]
+            if alias:
+                def local(m, alias=alias, prefix=prefix):
+                    return alias.get(m.group(1)) or prefix + m.group(1)
+                expanded += [_MARKED.sub(local, b) for b in lines_in]
+            else:
+                expanded += [b.replace(_MARK, prefix) for b in lines_in]
             out += [indent + e for e in self.inline(expanded)]
         return out
 
