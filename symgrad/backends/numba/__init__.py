@@ -103,6 +103,9 @@ _BUILTIN: dict = dict(codegen.GENERATORS)
 # and single elementwise functions, one pass each, need no compiling). Classes registered
 # with :func:`register` after import become kernels too.
 _KERNEL_CLASS_NAMES = frozenset({"FusedElemwise", "Scan", "LinearRecurrence"})
+# Ops with no numba code whose numpy glue is the fast way anyway (no fallback warning): the
+# rewrites' exact row scaling standing for dot(eye(n) * r, W).
+_NUMPY_GLUE_CLASS_NAMES = frozenset({"_ScaledIdentityDot"})
 
 
 def _is_kernel(node) -> bool:
@@ -179,7 +182,8 @@ def _plan(fgraph):
     for node in fgraph.toposort():
         reason = None
         if codegen.lookup(node.op) is None:
-            reason = "numba has no implementation of it"
+            if type(node.op).__name__ not in _NUMPY_GLUE_CLASS_NAMES:
+                reason = "numba has no implementation of it"
         elif _is_kernel(node):
             try:
                 plan.append((node, Kernel(node)))

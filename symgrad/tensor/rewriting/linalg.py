@@ -271,10 +271,11 @@ DIMS_RULES.setdefault(_ScaledIdentityDot, _scaled_identity_rule)
 
 @global_rewriter(sets=("fuse", "scaled_identity"), name="dot_scaled_identity")
 def dot_scaled_identity(fgraph, context):
-    """dot(eye(n) * r, W) -> r[:, None] * W in O(n^2), dot(eye(n), W) -> W (the python and
-    JAX backends; exact, see _ScaledIdentityDot). Runs before fusion, which would hide the eye."""
-    if context is None or getattr(context.mode, "backend", "python") not in ("python", "jax"):
-        return 0  # backends with a rule for _ScaledIdentityDot
+    """dot(eye(n) * r, W) -> r[:, None] * W in O(n^2), dot(eye(n), W) -> W (the python, JAX
+    and numba backends; exact, see _ScaledIdentityDot). Runs before fusion, which would hide the eye."""
+    if context is None or getattr(context.mode, "backend", "python") not in (
+            "python", "jax", "numba"):
+        return 0  # backends with a rule for _ScaledIdentityDot (numba runs it as numpy glue)
     Dot = loaded_class(DOT)
     done = 0
     for node in fgraph.toposort():
