@@ -72,8 +72,7 @@ def cases(cfg):
     data(n)  # made before any timing (cached)
     systems = [tensor_system("symgrad", n, "grad"), tensor_system("symgrad", n, "rop"),
                *symgrad_backend_systems(lambda family: tensor_system(family, n, "grad"), cfg),
-               *symgrad_backend_systems(lambda family: tensor_system(family, n, "rop"), cfg,
-                                        cold=False),
+               *symgrad_backend_systems(lambda family: tensor_system(family, n, "rop"), cfg),
                tensor_system("pytensor", n, "grad"), tensor_system("pytensor", n, "rop"),
                pytensor_cold(tensor_system("pytensor", n, "grad"), cfg),
                pytensor_cold(tensor_system("pytensor", n, "rop"), cfg),
