@@ -445,34 +445,19 @@ def _register_tensor_ops():
     register(linalg.Einsum)(lambda op, node: _typed(
         lambda *xs: jnp.einsum(op.subscripts, *xs), node))
 
-    from symgrad.tensor.rewriting.linalg import _ScaledIdentityDot
+    from symgrad.tensor.rewriting.linalg import _ScaledIdentityDot, scaled_identity_parts
 
     @register(_ScaledIdentityDot, static=lambda node: (0,))
     def _scaled_identity_dot(op, node):
-        # dot(eye(n) * rows, W) as rows[:, None] * W in O(n^2), the product itself (run
-        # only then, under lax.cond) where that result is not finite: the same values
+        # rows[:, None] * W in O(n^2); the product itself (run only then, under lax.cond)
+        # where that result is not finite: the same values
         dtype = np.dtype(node.outputs[0].type.dtype)
         wdim = node.inputs[-1].ndim
 
         def run(n, *rows_and_w):
             *rows, w = rows_and_w
-            n = int(n)
-            scale = None
-            for r in rows:
-                scale = r if scale is None else scale * r
-
-            def exact():
-                a = jnp.eye(n, dtype=dtype)
-                return jnp.dot(a if scale is None else a * scale, w).astype(dtype)
-
-            if w.shape[0] != n or (scale is not None and scale.shape[1] not in (1, n)):
-                return exact()  # raises as the product does (or gives its broadcast)
-            if scale is None:
-                fast = w.astype(dtype)
-            else:
-                col = scale.reshape(-1, 1) if wdim == 2 else scale.reshape(-1)
-                fast = (col * w).astype(dtype)
-            if fast.shape[0] != n:
+            fast, exact = scaled_identity_parts(jnp, int(n), rows, w, wdim, dtype)
+            if fast is None:
                 return exact()
             return jax.lax.cond(jnp.isfinite(jnp.sum(fast)), lambda: fast, exact)
         return run

@@ -157,6 +157,29 @@ def local_dot_scaled_eye_fast_math(fgraph, node):
     return [fast if fast.dtype == out.dtype else cast(fast, out.dtype)]
 
 
+def scaled_identity_parts(xp, n, rows, w, wdim, dtype):
+    """``(fast, exact)`` for ``dot(eye(n) * rows..., w)`` with the array library ``xp``
+    (numpy or jax.numpy): ``fast`` is ``rows[:, None] * w`` (None where the lengths do not
+    fit, so that only the product applies), ``exact()`` computes the product itself. They
+    agree wherever ``fast`` is finite; the caller checks that."""
+    scale = None
+    for r in rows:
+        scale = r if scale is None else scale * r
+
+    def exact():
+        a = xp.eye(n, dtype=dtype)
+        return xp.dot(a if scale is None else a * scale, w).astype(dtype)
+
+    if w.shape[0] != n or (scale is not None and scale.shape[1] not in (1, n)):
+        return None, exact  # the product raises (or broadcasts) as it does
+    if scale is None:
+        fast = w.astype(dtype)  # a copy: the result never aliases w
+    else:
+        col = scale.reshape(-1, 1) if wdim == 2 else scale.reshape(-1)
+        fast = (col * w).astype(dtype, copy=False)
+    return (fast if fast.shape[0] == n else None), exact
+
+
 class _ScaledIdentityDot(Op):
     """``dot(eye(n) * r1 * ... * rk, W)`` for rows r_i of shape (1, n) (or (1, 1)), computed as
     ``r[:, None] * W`` in O(n^2): the same values whenever that result is finite (the terms of
@@ -187,32 +210,14 @@ class _ScaledIdentityDot(Op):
 
         def run(n, *rows_and_w):
             *rows, w = rows_and_w
-            n = int(n)
-            scale = None
-            for r in rows:
-                scale = r if scale is None else scale * r
-            ok = w.shape[0] == n and (scale is None or scale.shape[1] in (1, n))
-            if ok:
-                if scale is None:
-                    out = np.array(w, dtype=dtype)
-                else:
-                    col = scale.reshape(-1, 1) if wdim == 2 else scale.reshape(-1)
-                    out = np.multiply(col, w, dtype=dtype)
-                    if out.shape[0] != n:
-                        ok = False
-                if ok:
-                    with np.errstate(all="ignore"):
-                        total = np.add.reduce(out, axis=None)
-                    if np.isfinite(total):
-                        return out
-            eye = np.eye(n, dtype=dtype)  # inf or NaN somewhere: the matrix product itself
-            a = eye
-            for r in rows:
-                a = a * r
-            out = np.dot(a, w)
-            return out if out.dtype == dtype else out.astype(dtype)
+            fast, exact = scaled_identity_parts(np, int(n), rows, w, wdim, dtype)
+            if fast is not None:
+                with np.errstate(all="ignore"):
+                    total = np.add.reduce(fast, axis=None)
+                if np.isfinite(total):
+                    return fast
+            return exact()  # inf or NaN somewhere (or lengths that differ): the product
         return run
-
 
     def infer_shape(self, node, input_shapes):
         return [[node.inputs[0]] + list(input_shapes[-1][1:])]
