@@ -50,8 +50,30 @@ def _np_scan(x):
     return np.stack(rows)
 
 
+def _stencil(x, y):
+    # out = 0.5; out[:-1] += sin(x[1:] * y[:-1]); out[1:] += y[:-1]  (the numba backend's op)
+    from symgrad.tensor.elemwise import SCALAR_OPS
+    from symgrad.tensor.fusion import Program
+    from symgrad.tensor.rewriting.stencil import StencilSum
+
+    prog = Program(2, [(SCALAR_OPS["mul"], (("i", 0), ("i", 1)), "float64"),
+                       (SCALAR_OPS["sin"], (("s", 0),), "float64")], [1])
+    op = StencilSum(0, "float64", ("fill", 0.5), (
+        (None, -1, prog, 0, (("slice", 0, 1, None), ("slice", 1, None, -1))),
+        (1, None, None, 0, (("slice", 1, None, -1),))))
+    return op(x, y)
+
+
+def _np_stencil(x, y):
+    out = np.full(x.shape, 0.5)
+    out[:-1] += np.sin(x[1:] * y[:-1])
+    out[1:] += y[:-1]
+    return out
+
+
 # op class name -> (builder, input values, numpy reference or None, differentiable)
 TABLE = {
+    "StencilSum": (_stencil, [M, P], _np_stencil, True),
     "Elemwise": (lambda x: st.exp(x) * 2, [M], lambda x: np.exp(x) * 2, True),
     "DimShuffle": (lambda x: x.dimshuffle(1, "x", 0), [M], lambda x: x.T[:, None, :], True),
     "SumTo": (lambda x, y: grad((x * y).sum(), x), [M[:, :1], M],

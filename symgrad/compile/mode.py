@@ -12,8 +12,9 @@ PREDEFINED = {
     # (JAX fuses by itself; "scaled_identity" is the one rewrite of the fuse set it needs)
     "JAX": (("merge", "constant_folding", "canonicalize", "stabilize", "specialize",
              "scaled_identity", "dead_code"), "jax"),
+    # ("stencil": increments into shifted slices as one loop, see tensor/rewriting/stencil.py)
     "NUMBA": (("merge", "constant_folding", "canonicalize", "stabilize", "specialize", "fuse",
-               "dead_code"), "numba"),
+               "stencil", "dead_code"), "numba"),
 }
 
 

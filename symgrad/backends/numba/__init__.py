@@ -181,7 +181,15 @@ def _plan(fgraph):
     plan = []
     for node in fgraph.toposort():
         reason = None
-        if codegen.lookup(node.op) is None:
+        if type(node.op).__name__ == "StencilSum":
+            from symgrad.backends.numba.stencil import StencilRunner
+
+            try:
+                plan.append((node, StencilRunner(node)))
+                continue
+            except Unsupported as exc:
+                reason = str(exc)
+        elif codegen.lookup(node.op) is None:
             if type(node.op).__name__ not in _NUMPY_GLUE_CLASS_NAMES:
                 reason = "numba has no implementation of it"
         elif _is_kernel(node):
@@ -222,8 +230,17 @@ class NumbaFunction:
         outputs = set(fgraph.outputs)
         owned = set()  # fresh arrays that only their one client reads: updated in place
         returns = []
-        kernel_nodes = {node for node, kernel in plan if kernel is not None}
+        kernel_nodes = {node for node, kernel in plan if isinstance(kernel, Kernel)}
         for node, kernel in plan:
+            if kernel is not None and not isinstance(kernel, Kernel):  # a StencilRunner
+                sources.append(kernel.source)
+                fname = em.bind(kernel, "n")
+                target = em.names[node.outputs[0]] = em.local()
+                em.emit(f"{target} = {fname}({', '.join(em.expr(i) for i in node.inputs)})")
+                out = node.outputs[0]
+                if out not in outputs and len(clients.get(out, ())) == 1:
+                    owned.add(out)  # a fresh array
+                continue
             if kernel is None:
                 n_fallbacks += codegen.lookup(node.op) is None or _is_kernel(node)
                 fn = _inplace_increment(node, owned)

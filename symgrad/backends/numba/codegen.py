@@ -594,15 +594,8 @@ def _flat_kernel(module, ndim, n, static_shapes, body, results, n_out):
     return module.helper("ew", params, lines)
 
 
-def _scalar_program(node, steps, out_steps, w, out_deps=None):
-    """Generate an elementwise node from a scalar program.
-
-    steps: list of (scalar_op, args, dtype) with args ("i", k) | ("s", j) | ("w", value) |
-    ("c", value, dtype); out_steps: the steps returned (in the node's output order).
-    """
-    inputs = node.inputs
-    ndim = max((_ndim(o) for o in node.outputs), default=0)
-    # the inputs the returned steps depend on (an output's shape broadcasts only those)
+def program_needed(steps, out_steps) -> tuple[set, set]:
+    """The steps the returned ``out_steps`` depend on, and the input positions they read."""
     needed, used, work = set(), set(), list(out_steps)
     while work:
         j = work.pop()
@@ -614,49 +607,69 @@ def _scalar_program(node, steps, out_steps, w, out_deps=None):
                 work.append(a[1])
             elif a[0] == "i":
                 used.add(a[1])
+    return needed, used
+
+
+def program_body(steps, out_steps, in_dtypes, refs, needed=None, prefix="r"):
+    """The source lines of a scalar program (steps as in :func:`_scalar_program`) and the
+    expressions of its ``out_steps``. ``refs`` maps ("i", k) to input k's expression; the
+    steps' results are named ``{prefix}{j}``; only the ``needed`` steps are written."""
+    if needed is None:
+        needed = program_needed(steps, out_steps)[0]
+    refs = dict(refs)
+    lines = []
+    step_dtypes = []
+    for j, (sop, args, dtype) in enumerate(steps):
+        if j not in needed:
+            step_dtypes.append(np.dtype(dtype))
+            continue
+        exprs, dts = [], []
+        strong = [(in_dtypes[a[1]] if a[0] == "i" else step_dtypes[a[1]] if a[0] == "s"
+                   else np.dtype(a[2]) if a[0] == "c" else None) for a in args]
+        strong_dts = [d for d in strong if d is not None]
+        for a, d in zip(args, strong):
+            if a[0] in ("i", "s"):
+                exprs.append(refs[a])
+                dts.append(d)
+            elif a[0] == "c":
+                exprs.append(literal(a[1], a[2]))
+                dts.append(np.dtype(a[2]))
+            else:
+                value = a[1]
+                dt = np.result_type(*strong_dts, value) if strong_dts else np.asarray(
+                    value).dtype
+                exprs.append(literal(value, dt))
+                dts.append(np.dtype(dt))
+        try:
+            expr = scalar_expression(sop, exprs, dts, dtype)
+        except NoTemplate:
+            raise Unsupported(f"no numba code for the elementwise function {sop.name!r}"
+                              ) from None
+        name = f"{prefix}{j}"
+        lines.append(f"{name} = {expr}")
+        refs[("s", j)] = name
+        step_dtypes.append(np.dtype(dtype))
+    return lines, [refs[("s", j)] for j in out_steps]
+
+
+def _scalar_program(node, steps, out_steps, w, out_deps=None):
+    """Generate an elementwise node from a scalar program.
+
+    steps: list of (scalar_op, args, dtype) with args ("i", k) | ("s", j) | ("w", value) |
+    ("c", value, dtype); out_steps: the steps returned (in the node's output order).
+    """
+    inputs = node.inputs
+    ndim = max((_ndim(o) for o in node.outputs), default=0)
+    # the inputs the returned steps depend on (an output's shape broadcasts only those)
+    needed, used = program_needed(steps, out_steps)
     array_pos = [k for k, i in enumerate(inputs) if _ndim(i) > 0 and k in used]
     scalar_pos = [k for k, i in enumerate(inputs) if _ndim(i) == 0 and k in used]
     in_dtypes = [_dt(i) for i in inputs]
 
     def body(read):
-        lines = []
-        refs = {}
-        for k in array_pos:
-            refs[("i", k)] = read(array_pos.index(k))
-        for k in scalar_pos:
-            refs[("i", k)] = f"p{k}"
-        step_dtypes = []
-        for j, (sop, args, dtype) in enumerate(steps):
-            if j not in needed:
-                step_dtypes.append(np.dtype(dtype))
-                continue
-            exprs, dts = [], []
-            strong = [(in_dtypes[a[1]] if a[0] == "i" else step_dtypes[a[1]] if a[0] == "s"
-                       else np.dtype(a[2]) if a[0] == "c" else None) for a in args]
-            strong_dts = [d for d in strong if d is not None]
-            for a, d in zip(args, strong):
-                if a[0] in ("i", "s"):
-                    exprs.append(refs[a])
-                    dts.append(d)
-                elif a[0] == "c":
-                    exprs.append(literal(a[1], a[2]))
-                    dts.append(np.dtype(a[2]))
-                else:
-                    value = a[1]
-                    dt = np.result_type(*strong_dts, value) if strong_dts else np.asarray(
-                        value).dtype
-                    exprs.append(literal(value, dt))
-                    dts.append(np.dtype(dt))
-            try:
-                expr = scalar_expression(sop, exprs, dts, dtype)
-            except NoTemplate:
-                raise Unsupported(f"no numba code for the elementwise function {sop.name!r}"
-                                  ) from None
-            name = f"r{j}"
-            lines.append(f"{name} = {expr}")
-            refs[("s", j)] = name
-            step_dtypes.append(np.dtype(dtype))
-        return lines, [refs[("s", j)] for j in out_steps]
+        refs = {("i", k): read(array_pos.index(k)) for k in array_pos}
+        refs.update({("i", k): f"p{k}" for k in scalar_pos})
+        return program_body(steps, out_steps, in_dtypes, refs, needed)
 
     out_dtypes = [_dt(o) for o in node.outputs]
     if ndim == 0 or not array_pos:
