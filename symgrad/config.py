@@ -21,6 +21,8 @@ class Config:
             "check_rewrites": False,   # check types after every rewrite, naming the culprit
             "fast_math": False,        # allow rewrites that are wrong on NaN/inf (x - x -> 0)
             "compute_test_value": "off",
+            # keep freed memory for the next large array (glibc; see symgrad/_malloc.py)
+            "tune_malloc": os.environ.get("SYMGRAD_TUNE_MALLOC", "1") not in ("0", "false"),
         })
 
     def __getattr__(self, name):

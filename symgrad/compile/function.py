@@ -142,7 +142,10 @@ def function(inputs, outputs=None, updates=None, givens=None, mode=None, name=No
         out_vars = rebuilt[: len(out_vars)]
         update_pairs = [(v, e) for (v, _), e in zip(update_pairs, rebuilt[len(out_vars):])]
 
+    from symgrad import _malloc
     from symgrad.compile.pipeline import compile_graph, no_gc
+
+    _malloc.tune()  # (once per process)
 
     # no cyclic garbage collection while the graph is copied and compiled: it allocates
     # many small objects and frees few, and full collections over a large graph cost
