@@ -1,15 +1,19 @@
 """StencilSum (:mod:`symgrad.tensor.rewriting.stencil`) as one jitted loop.
 
-The result's axis is cut at the bounds of the increments' slices; each piece is covered
-by the same set of increments throughout, so it gets a loop of its own written for that
-set (one variant per subset of the increments, chosen at run time per piece), with no
-branch inside: LLVM vectorises it. A loop computes, for each position, the base value
-plus each increment's program on its inputs read at that position shifted by the
-input's slice start minus the increment's slice start.
+The result's axis is cut at the bounds of the increments' slices into pieces, each
+covered by the same increments throughout. One loop serves every piece: for each
+position it starts from the base value and adds each increment's program, computed from
+its inputs read at that position shifted by the input's slice start minus the
+increment's slice start. An increment that does not cover the piece reads its inputs
+at some valid place instead and its value is dropped (a select, which LLVM vectorises),
+so there is one loop to compile, not one per subset of the increments. The long piece in
+the middle (whose length grows with the array's) is where the time goes; the pieces at
+the ends hold a few elements each.
 
-Where the inputs' lengths do not match the slices exactly (numpy would broadcast them),
-the kernel raises ``ValueError(MISMATCH)`` and that call runs the op's numpy
-implementation instead.
+The runner (:class:`StencilRunner`) works out the pieces and the offsets from the input
+shapes in Python (cached per shapes: numba compiles such integer code slower than the
+loop). Where the inputs' lengths do not match the slices exactly (numpy would broadcast
+them), the call runs the op's numpy implementation instead.
 """
 
 from __future__ import annotations
@@ -18,92 +22,68 @@ import warnings
 
 import numpy as np
 
-from symgrad.backends.numba.codegen import ModuleWriter, Unsupported, _np_dtype, program_body
+from symgrad.backends.numba.codegen import (
+    ModuleWriter,
+    Unsupported,
+    _np_dtype,
+    program_body,
+    program_needed,
+)
 from symgrad.backends.numba.scalar import literal
 
-__all__ = ["stencil_source", "StencilRunner", "MISMATCH"]
-
-MISMATCH = "symgrad: stencil inputs do not match their slices"
+__all__ = ["stencil_source", "StencilRunner", "offset_slots"]
 
 
-def _bound(c, n, default):
-    """Source of a slice bound ``c`` (an int or None) normalised for a length ``n``."""
-    if c is None:
-        return default
-    if c >= 0:
-        return f"min({c}, {n})"
-    return f"max({n} - {-c}, 0)"
+def offset_slots(op):
+    """The sliced args of ``op``'s terms: ``{(term, arg): slot}`` and, per slot,
+    ``(term, input, start, stop)`` (the kernel gets an offset per slot and piece)."""
+    slots, keys = {}, []
+    for t, term in enumerate(op.terms):
+        for m, arg in enumerate(term[4]):
+            if arg[0] == "slice":
+                slots[(t, m)] = len(keys)
+                keys.append((t, arg[1], arg[2], arg[3]))
+    return slots, keys
 
 
 def stencil_source(node):
-    """(module source, function name) of the kernel ``fn(inputs..., out)`` of a StencilSum
-    node."""
+    """(module source, function name) of the kernel ``fn(inputs..., out, offsets, pieces)``
+    of a StencilSum node. ``pieces`` (int64, a row per piece): its start, its stop and the
+    increments covering it (bit t: term t). ``offsets`` (int64, a row per piece): for each
+    slot of :func:`offset_slots`, where the input is read relative to the piece."""
     op = node.op
     inputs = node.inputs
     ndim = node.outputs[0].ndim
-    axis = op.axis
     dtype = np.dtype(op.dtype)
     if dtype.kind != "f":
         raise Unsupported("a stencil sum of a non-float dtype")
-    params = [f"x{k}" for k in range(len(inputs))]
+    params = [f"x{k}" for k in range(len(inputs))] + ["out", "offsets", "pieces"]
     lines = [f"n{j} = x0.shape[{j}]" for j in range(ndim)]
     for k, i in enumerate(inputs):
         if i.ndim == 0:
             lines.append(f"s{k} = x{k}[()]")
-    n_axis = f"n{axis}"
-    offsets = {}  # (term, arg index) -> the offset variable
-    for t, (start, stop, _, _, args) in enumerate(op.terms):
-        lines.append(f"a{t} = {_bound(start, n_axis, '0')}")
-        lines.append(f"b{t} = max({_bound(stop, n_axis, n_axis)}, a{t})")
-        for m, arg in enumerate(args):
-            if arg[0] != "slice":
-                continue
-            k, s, e = arg[1], arg[2], arg[3]
-            length = f"x{k}.shape[{axis}]"
-            lines.append(f"u = {_bound(s, length, '0')}")
-            lines.append(f"v = max({_bound(e, length, length)}, u)")
-            checks = [f"v - u != b{t} - a{t}"] + [f"x{k}.shape[{j}] != n{j}"
-                                                   for j in range(ndim) if j != axis]
-            lines.append(f"if {' or '.join(checks)}:")
-            lines.append(f"    raise ValueError('{MISMATCH}')")
-            offsets[(t, m)] = f"o{t}_{m}"
-            lines.append(f"o{t}_{m} = u - a{t}")
-    n_terms = len(op.terms)
-    # the cut points: 0, the result's length and every slice's bounds
-    lines.append(f"pts = np.empty({2 * n_terms + 2}, dtype=np.int64)")
-    lines.append("pts[0] = 0")
-    lines.append(f"pts[1] = {n_axis}")
-    for t in range(n_terms):
-        lines.append(f"pts[{2 * t + 2}] = a{t}")
-        lines.append(f"pts[{2 * t + 3}] = b{t}")
-    lines.append("pts.sort()")
-    lines.append(f"for c in range({2 * n_terms + 1}):")
-    lines.append("    p = pts[c]")
-    lines.append("    q = pts[c + 1]")
-    lines.append("    if p >= q:")
-    lines.append("        continue")
-    lines.append("    m = 0")
-    for t in range(n_terms):
-        lines.append(f"    if a{t} <= p and q <= b{t}:")
-        lines.append(f"        m += {1 << t}")
-    for mask in range(1 << n_terms):
-        lines.append(f"    {'if' if mask == 0 else 'elif'} m == {mask}:")
-        lines += ["        " + line for line in _loop(op, inputs, ndim, axis, dtype, mask,
-                                                        offsets)]
+    lines += ["for c in range(pieces.shape[0]):", "    p = pieces[c, 0]", "    q = pieces[c, 1]",
+              "    m = pieces[c, 2]"]
+    for t in range(len(op.terms)):
+        lines.append(f"    on{t} = (m & {1 << t}) != 0")
+    lines += ["    " + line for line in _loop(op, inputs, ndim, dtype)]
     lines.append("return out")
     module = ModuleWriter()
-    name = module.root("stencil", params + ["out"], lines)
+    name = module.root("stencil", params, lines)
     return module.source(), name
 
 
-def _loop(op, inputs, ndim, axis, dtype, mask, offsets):
-    """The loop over the piece [p, q) of the axis covered by the increments in ``mask``: over
-    views that start at the piece (an index the loop's own, never negative: numba's
-    negative-index check on a shifted index would keep LLVM from vectorising)."""
+def _loop(op, inputs, ndim, dtype):
+    """The loop over the piece [p, q) of the axis. It reads views that start at the piece:
+    an index that is the loop's own is never negative, where numba's negative-index check
+    on a shifted index would keep LLVM from vectorising."""
+    axis = op.axis
+
     def view(name, shift):
         cut = f"p + {shift}:q + {shift}" if shift else "p:q"
         return f"{name}[{', '.join([':'] * axis + [cut])}]"
 
+    slots, _ = offset_slots(op)
     lines = [f"ov = {view('out', None)}"]
     if op.base[0] != "fill":
         lines.append(f"bv = {view('x0', None)}")
@@ -118,11 +98,12 @@ def _loop(op, inputs, ndim, axis, dtype, mask, offsets):
         body.append(f"acc = {literal(op.base[1], dtype)}")
     else:
         body.append(f"acc = bv[{index}]")
+    views = []
     for t, (_, _, program, out, args) in enumerate(op.terms):
-        if not mask & (1 << t):
-            continue
         refs = {}
         in_dtypes = []
+        used = () if program is None else program_needed(program.steps,
+                                                          [program.outputs[out]])[1]
         for m, arg in enumerate(args):
             var = inputs[arg[1]]
             in_dtypes.append(np.dtype(var.dtype))
@@ -130,9 +111,12 @@ def _loop(op, inputs, ndim, axis, dtype, mask, offsets):
                 refs[("i", m)] = f"s{arg[1]}"
             elif arg[0] == "one":
                 refs[("i", m)] = f"x{arg[1]}[{', '.join(['0'] * ndim)}]"
-            else:
-                lines.insert(0, f"w{t}_{m} = {view(f'x{arg[1]}', offsets[(t, m)])}")
-                refs[("i", m)] = f"w{t}_{m}[{index}]"
+            elif program is None or m in used:
+                # each element read once (numba lowers every indexing on its own)
+                name = f"w{t}_{m}"
+                views.append(f"{name} = {view(f'x{arg[1]}', f'offsets[c, {slots[(t, m)]}]')}")
+                body.append(f"e{t}_{m} = {name}[{index}]")
+                refs[("i", m)] = f"e{t}_{m}"
         if program is None:
             expr = refs[("i", 0)]
         else:
@@ -140,15 +124,16 @@ def _loop(op, inputs, ndim, axis, dtype, mask, offsets):
                                              refs, prefix=f"r{t}_")
             body += step_lines
             expr = exprs[0]
-        body.append(f"acc = acc + {_np_dtype(dtype)}({expr})")
+        body += [f"if on{t}:", f"    acc = acc + {_np_dtype(dtype)}({expr})"]
     body.append(f"ov[{index}] = acc")
-    return lines + [indent + b for b in body]
+    return views + lines + [indent + b for b in body]
 
 
 class StencilRunner:
     """Calls a StencilSum's kernel: numpy (the op's own implementation) for small arrays
-    until the kernel pays for its compiling, for inputs that do not match the slices, and
-    where numba fails to compile the kernel (with a warning)."""
+    until the kernel pays for its compiling, for inputs that do not match the slices
+    exactly (numpy's broadcasting), and where numba fails to compile the kernel (with a
+    warning)."""
 
     def __init__(self, node):
         from symgrad.backends import numba as nb
@@ -156,48 +141,95 @@ class StencilRunner:
         self.node = node
         self.source, self.name = stencil_source(node)  # raises Unsupported
         self.numpy = node.op.make_thunk_function(node)
-        self.dtype = np.dtype(node.op.dtype)
+        op = node.op
+        self.dtype = np.dtype(op.dtype)
+        self.axis = op.axis
+        self.terms = [slice(t[0], t[1]) for t in op.terms]
+        self.slots = offset_slots(op)[1]
+        self.arrays = frozenset(k for k, i in enumerate(node.inputs) if i.ndim > 0)
+        self.layouts: dict = {}
         self._fn = None
         self.calls = 0
         self.failed = False
         self._nb = nb
 
+    def layout(self, shapes):
+        """(offsets, pieces) for inputs of these shapes (see :func:`stencil_source`), or None
+        where an input's length differs from its increment's slice (or another axis from
+        the result's), or an input is shorter than a piece its increment does not cover."""
+        axis = self.axis
+        shape = shapes[0]
+        n = shape[axis]
+        ranges = []
+        for where in self.terms:
+            a, b, _ = where.indices(n)
+            ranges.append((a, max(a, b)))
+        starts = []  # per slot: where the input's slice starts
+        for t, k, start, stop in self.slots:
+            src = shapes[k]
+            if len(src) != len(shape) or any(src[j] != shape[j] for j in range(len(shape))
+                                             if j != axis):
+                return None
+            u, v, _ = slice(start, stop).indices(src[axis])
+            a, b = ranges[t]
+            if max(v - u, 0) != b - a:
+                return None
+            starts.append(u)
+        cuts = sorted({0, n, *(x for r in ranges for x in r)})
+        pieces, offsets = [], []
+        for p, q in zip(cuts, cuts[1:]):
+            if p >= q:
+                continue
+            on = [a <= p and q <= b for a, b in ranges]
+            row = []
+            for (t, k, _, _), u in zip(self.slots, starts):
+                if on[t]:
+                    row.append(u - ranges[t][0])
+                elif q - p <= shapes[k][axis]:
+                    row.append(-p)  # read at 0 .. q-p, and dropped
+                else:
+                    return None
+            pieces.append((p, q, sum(1 << t for t, o in enumerate(on) if o)))
+            offsets.append(row)
+        return (np.array(offsets, dtype=np.int64).reshape(len(pieces), len(self.slots)),
+                np.array(pieces, dtype=np.int64).reshape(-1, 3))
+
     def _load(self):
         from numba.core.errors import NumbaError
 
         module = self._nb._load_module(self.source)
-        fn = getattr(module, self.name)
-        return fn, NumbaError
+        return getattr(module, self.name), NumbaError
 
     def __call__(self, *args):
-        first = args[0]
         if self._fn is None:
-            if self.failed or (np.size(first) < self._nb.KERNEL_MIN_SIZE
+            if self.failed or (np.size(args[0]) < self._nb.KERNEL_MIN_SIZE
                                and self.calls < self._nb.KERNEL_MIN_CALLS):
                 self.calls += 1
                 return self.numpy(*args)
             fn, numba_error = self._load()
-            out = np.empty(np.shape(first), dtype=self.dtype)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", category=self._nb.numba.NumbaWarning)
                 try:
-                    return self._run(fn, args, out)
+                    result = self._run(fn, args)
                 except (numba_error, RecursionError) as exc:
                     self.failed = True
                     warnings.warn(f"numba could not compile {self.node.op}: "
                                   f"{str(exc).splitlines()[0]}; running it with numpy",
                                   self._nb.NumbaFallbackWarning, stacklevel=3)
                     return self.numpy(*args)
-                finally:
-                    if not self.failed:
-                        self._fn = fn
-        return self._run(self._fn, args, np.empty(np.shape(first), dtype=self.dtype))
+            self._fn = fn
+            return result
+        return self._run(self._fn, args)
 
-    def _run(self, fn, args, out):
-        arrays = [np.asarray(a) for a in args]
-        try:
-            return fn(*arrays, out)
-        except ValueError as exc:
-            if str(exc) == MISMATCH:
-                return self.numpy(*args)
-            raise
+    def _run(self, fn, args):
+        arrays = [a if type(a) is np.ndarray else np.asarray(a) for a in args]
+        shapes = tuple(a.shape if k in self.arrays else () for k, a in enumerate(arrays))
+        found = self.layouts.get(shapes, False)
+        if found is False:
+            if len(self.layouts) > 64:
+                self.layouts.clear()
+            found = self.layouts[shapes] = self.layout(shapes)
+        if found is None:
+            return self.numpy(*args)
+        out = np.empty(arrays[0].shape, dtype=self.dtype)
+        return fn(*arrays, out, *found)
