@@ -24,10 +24,10 @@ def _kernels_for_small_arrays(monkeypatch):
     monkeypatch.setattr("symgrad.backends.numba.KERNEL_MIN_SIZE", 0)
 
 
-def _numba(inputs, outputs, mode="NUMBA"):
+def _numba(inputs, outputs, mode="NUMBA", **kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("error", category=symgrad.backends.numba.NumbaFallbackWarning)
-        return symgrad.function(inputs, outputs, mode=mode)
+        return symgrad.function(inputs, outputs, mode=mode, **kwargs)
 
 
 def _stencils(f):
@@ -166,3 +166,37 @@ def test_small_arrays_run_numpy_until_the_kernel_pays(monkeypatch):
     assert runner._fn is None and runner.calls == 1
     f(np.ones(5000), np.ones(5000))
     assert runner._fn is not None
+
+
+def _random_chain(r, axis):
+    """A chain of increments into shifted slices along ``axis`` of a 2-d base: target
+    [k : -m] (open where 0) and program inputs x[k+d : -m+d] (same length for every n)."""
+    x, y = st.dmatrix("x"), st.dmatrix("y")
+    s = st.dscalar("s")
+
+    def cut(v, start, stop):
+        where = slice(start or None, stop or None)
+        return v[where] if axis == 0 else v[:, where]
+
+    out = st.zeros_like(x) if r.random() < 0.5 else y * 1.0
+    for _ in range(int(r.integers(1, MAX_TERMS + 3))):
+        k, m = int(r.integers(0, 3)), int(r.integers(0, 3))
+        d1, d2 = int(r.integers(-k, m + 1)), int(r.integers(-k, m + 1))
+        a, b = cut(x, k + d1, -m + d1), cut(x, k + d2, -m + d2)
+        value = [st.tanh(a) * b + s, a - b * 2.0, st.exp(a * 0.1), b][int(r.integers(0, 4))]
+        out = st.inc_subtensor(cut(out, k, -m), value)
+    return [x, y, s], out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_chains_match_the_default_backend(seed):
+    r = np.random.default_rng(seed)
+    axis = seed % 2
+    inputs, out = _random_chain(r, axis)
+    f = _numba(inputs, out, on_unused_input="ignore")
+    ref = symgrad.function(inputs, out, mode="FAST_COMPILE", on_unused_input="ignore")
+    assert _stencils(f)
+    for n in (1, 2, 3, 4, 7):
+        shape = (n, 3) if axis == 0 else (3, n)
+        values = [r.normal(size=shape), r.normal(size=shape), 0.5]
+        np.testing.assert_allclose(f(*values), ref(*values), rtol=1e-13, atol=1e-13)
