@@ -73,7 +73,7 @@ def _tuple(items) -> str:
 _KEEP = frozenset(keyword.kwlist) | {
     "range", "min", "max", "abs", "len", "bool", "int", "float", "complex", "ValueError",
     "IndexError", "np", "math", "njit", "_jit", "sg_sigmoid", "sg_sigmoid32", "sg_digamma",
-    "sg_erfinv", "sg_erfcinv", "sg_tanh"}
+    "sg_erfinv", "sg_erfcinv", "sg_tanh", "sg_exp"}
 _IDENT = re.compile(r"(?<![\w.])[A-Za-z_]\w*")
 _TOKEN = re.compile(r"(?<![\w.])[A-Za-z_]\w*|[()\[\]]")
 _CALL = re.compile(r"^(\s*)(.+?) = (\w+)\((.*)\)$")
@@ -226,7 +226,7 @@ class ModuleWriter:
     def source(self) -> str:
         header = ("import math\nimport numpy as np\nfrom numba import njit\n"
                   "from symgrad.backends.numba.scalar import sg_sigmoid, sg_sigmoid32, "
-                  "sg_digamma, sg_erfinv, sg_erfcinv, sg_tanh\n\n"
+                  "sg_digamma, sg_erfinv, sg_erfcinv, sg_tanh, sg_exp\n\n"
                   "_jit = njit(cache=True, error_model='numpy', nogil=True)\n\n")
         return header + "\n\n".join(self.chunks) + "\n"
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core.extending import intrinsic
 
 __all__ = ["SCALAR_TEMPLATES", "register_scalar", "scalar_expression", "NoTemplate"]
 
@@ -24,22 +26,6 @@ class NoTemplate(LookupError):
 
 
 # -- special functions -------------------------------------------------------------------------
-
-@njit(**_JIT)
-def sg_sigmoid(x):
-    if x >= 0:
-        return 1.0 / (1.0 + math.exp(-x))
-    e = math.exp(x)
-    return e / (1.0 + e)
-
-
-@njit(**_JIT)
-def sg_sigmoid32(x):
-    if x >= 0:
-        return np.float32(1.0) / (np.float32(1.0) + np.exp(-x))
-    e = np.exp(x)
-    return e / (np.float32(1.0) + e)
-
 
 @njit(**_JIT)
 def sg_digamma(x):
@@ -133,20 +119,41 @@ def sg_erfcinv(y):
 # (tests/backends/test_numba_tanh.py).
 
 
-def _horner(coefficients, var):
-    text = repr(coefficients[-1])
-    for c in reversed(coefficients[:-1]):
-        text = f"({text} * {var} + {c!r})"
-    return text
+@intrinsic
+def _pow2i(typingctx, k):
+    """2.0 ** k for an int64 k in [-1022, 1023]: the double's bits, made directly (a shift
+    and a bit cast, which LLVM vectorises; math.ldexp is a call per element)."""
+    if not isinstance(k, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        kv = context.cast(builder, args[0], signature.args[0], types.int64)
+        i64 = ir.IntType(64)
+        bits = builder.shl(builder.add(kv, ir.Constant(i64, 1023)), ir.Constant(i64, 52))
+        return builder.bitcast(bits, ir.DoubleType())
+    return types.float64(k), codegen
+
+
+def _estrin(coefficients, var):
+    """(lines, expression) of sum(coefficients[n] * var**n) by Estrin's scheme: pairs, then
+    pairs of pairs by var_2 = var**2, var_4 = var**4, ...: short dependency chains (Horner's
+    is one long one)."""
+    terms = [repr(c) for c in coefficients]
+    power, lines, level = var, [], 1
+    while len(terms) > 1:
+        terms = [f"({terms[j]} + {terms[j + 1]} * {power})" if j + 1 < len(terms) else terms[j]
+                 for j in range(0, len(terms), 2)]
+        if len(terms) > 1:
+            level *= 2
+            lines.append(f"{var}_{level} = {power} * {power}")
+            power = f"{var}_{level}"
+    return lines, terms[0]
 
 
 # expm1(r) = r + r^2 Q(r) for 0 <= r < ln 2: 18 Taylor terms (the 19th is below 2^-60)
 _EXPM1_TAYLOR = [1.0 / math.factorial(n) for n in range(1, 19)]
-_POWERS = "\n".join(f"""    if k >= {b!r}:
-        k -= {b!r}
-        s *= {2.0 ** b!r}""" for b in (32.0, 16.0, 8.0, 4.0, 2.0, 1.0))
-
 # tanh(a) = e / (e + 2), e = expm1(2a): no cancellation anywhere (e ~ 2a for small a)
+_TANH_LINES, _TANH_Q = _estrin(_EXPM1_TAYLOR[1:], "r")
 _TANH_SOURCE = f"""
 def sg_tanh(x):
     a = abs(x)
@@ -154,22 +161,22 @@ def sg_tanh(x):
     y = 2.0 * (a if a < 20.0 else 20.0)
     k = np.floor(y * {1 / math.log(2)!r})
     r = (y - k * 0.693147180369123816490) - k * 1.90821492927058770002e-10
-    q = r + (r * r) * {_horner(_EXPM1_TAYLOR[1:], "r")}  # (r + a small correction)
-    s = 1.0  # 2^k, exactly, with no bit cast (k < 64)
-{_POWERS}
+{chr(10).join("    " + line for line in _TANH_LINES)}
+    q = r + r_2 * {_TANH_Q}  # (r + a small correction)
+    s = _pow2i(np.int64(k))  # 2^k, exactly (0 <= k < 64)
     e = s * q + (s - 1.0)
     t = math.copysign(e / (e + 2.0), x)
     return x if x != x else t
 """
 
 
-def _define_tanh():
-    namespace = {"np": np, "math": math}
-    exec(compile(_TANH_SOURCE, "<symgrad sg_tanh>", "exec"), namespace)
-    return njit(error_model="numpy", nogil=True, inline="always")(namespace["sg_tanh"])
+def _define(source, name):
+    namespace = {"np": np, "math": math, "_pow2i": _pow2i}
+    exec(compile(source, f"<symgrad {name}>", "exec"), namespace)
+    return njit(error_model="numpy", nogil=True, inline="always")(namespace[name])
 
 
-sg_tanh = _define_tanh()
+sg_tanh = _define(_TANH_SOURCE, "sg_tanh")
 
 
 def _tanh(a, d):
@@ -178,6 +185,68 @@ def _tanh(a, d):
     if np.dtype(d[0]) == np.float64:
         return f"sg_tanh({a[0]})"
     return f"sg_tanh(np.float64({a[0]}))"  # (float32: rounded once, from the float64 result)
+
+
+# -- exp -----------------------------------------------------------------------------------------
+# libm's exp is a call per element too (numpy's own is vectorised, so the default backend
+# beat numba on exp-heavy loops). sg_exp: x = k ln2 + r with |r| <= ln2/2, exp(r) by its
+# Taylor series (14 terms: the next is below 2^-57 of the result), then times 2^k built
+# exactly from powers of two in two halves (each within the normal range, so only the last
+# product rounds, and only for a subnormal result). Selects only: LLVM vectorises it.
+
+_EXP_TAYLOR = [1.0 / math.factorial(n) for n in range(2, 15)]
+_EXP_LINES, _EXP_Q = _estrin(_EXP_TAYLOR, "r")
+_EXP_SOURCE = f"""
+def sg_exp(x):
+    y = x if x < 709.8 else 709.8
+    y = y if y > -745.2 else -745.2
+    k = np.floor(y * {1 / math.log(2)!r} + 0.5)
+    r = (y - k * 0.693147180369123816490) - k * 1.90821492927058770002e-10
+{chr(10).join("    " + line for line in _EXP_LINES)}
+    p = 1.0 + (r + r_2 * {_EXP_Q})
+    ki = np.int64(k)
+    k1 = ki >> 1
+    e = (p * _pow2i(k1)) * _pow2i(ki - k1)
+    e = e if x < 709.782712893384 else np.inf
+    e = e if x > -745.1332191019412 else 0.0
+    return x if x != x else e
+"""
+
+
+sg_exp = _define(_EXP_SOURCE, "sg_exp")
+
+
+# sigmoid: exp(-|x|) (so nothing overflows) and one division, with selects only (vectorised
+# like sg_exp); float32 is computed in float64 and rounded once
+_SIGMOID_SOURCE = """
+def sg_sigmoid(x):
+    e = sg_exp(-abs(x))
+    return (1.0 if x >= 0 else e) / (1.0 + e)
+"""
+
+
+def _define_sigmoid():
+    namespace = {"np": np, "sg_exp": sg_exp}
+    exec(compile(_SIGMOID_SOURCE, "<symgrad sg_sigmoid>", "exec"), namespace)
+    inner = njit(error_model="numpy", nogil=True, inline="always")(namespace["sg_sigmoid"])
+
+    @njit(error_model="numpy", nogil=True, inline="always")
+    def sg_sigmoid32(x):
+        return np.float32(inner(np.float64(x)))
+    return inner, sg_sigmoid32
+
+
+sg_sigmoid, sg_sigmoid32 = _define_sigmoid()
+
+
+def _exp(a, d):
+    dt = np.dtype(d[0])
+    if dt == np.float64:
+        return f"sg_exp({a[0]})"
+    if dt.kind == "f" or dt.kind in "iub":
+        # (float32: rounded once, from the float64 result; integers: numpy's float64 exp)
+        return f"sg_exp(np.float64({a[0]}))"
+    return f"np.exp({a[0]})"
 
 
 # -- templates -----------------------------------------------------------------------------------
@@ -230,7 +299,7 @@ SCALAR_TEMPLATES = {
     "sqrt": _np("sqrt"), "reciprocal": lambda a, d: f"(1.0 / {a[0]})",
     "maximum": _np("maximum"), "minimum": _np("minimum"),
     "clip": lambda a, d: f"np.minimum(np.maximum({a[0]}, {a[1]}), {a[2]})",
-    "exp": _np("exp"), "exp2": _np("exp2"), "expm1": _np("expm1"), "log": _np("log"),
+    "exp": _exp, "exp2": _np("exp2"), "expm1": _np("expm1"), "log": _np("log"),
     "log2": _np("log2"), "log10": _np("log10"), "log1p": _np("log1p"),
     "sin": _np("sin"), "cos": _np("cos"), "tan": _np("tan"), "arcsin": _np("arcsin"),
     "arccos": _np("arccos"), "arctan": _np("arctan"), "arctan2": _np("arctan2"),
