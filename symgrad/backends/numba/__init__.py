@@ -233,6 +233,7 @@ class NumbaFunction:
         kernel_nodes = {node for node, kernel in plan if isinstance(kernel, Kernel)}
         for node, kernel in plan:
             if kernel is not None and not isinstance(kernel, Kernel):  # a StencilRunner
+                program.append(kernel)
                 sources.append(kernel.source)
                 fname = em.bind(kernel, "n")
                 target = em.names[node.outputs[0]] = em.local()

@@ -136,7 +136,8 @@ class StencilRunner:
         self.scalars = [k for k, i in enumerate(node.inputs) if i.ndim == 0]
         self.ones = _ones(op)
         self.layouts: dict = {}
-        self._fn = None
+        self._fn = None  # the kernel, once it has run (numpy runs the node before)
+        self._dispatcher = None
         self.calls = 0
         self.failed = False
         self._nb = nb
@@ -184,11 +185,20 @@ class StencilRunner:
             pieces.append((views, lead + (slice(p, q),), on))
         return pieces
 
+    pooled = ()  # (no buffers kept between calls: the result is the caller's)
+
+    @property
+    def fn(self):
+        """The kernel's jitted function (its module loaded from the disk cache on first use;
+        compiled on its first call)."""
+        if self._dispatcher is None:
+            self._dispatcher = getattr(self._nb._load_module(self.source), self.name)
+        return self._dispatcher
+
     def _load(self):
         from numba.core.errors import NumbaError
 
-        module = self._nb._load_module(self.source)
-        return getattr(module, self.name), NumbaError
+        return self.fn, NumbaError
 
     def __call__(self, *args):
         if self._fn is None:
