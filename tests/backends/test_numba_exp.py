@@ -6,14 +6,9 @@ import pytest
 numba = pytest.importorskip("numba", reason="numba is not installed (pip install 'symgrad[numba]')")
 
 from symgrad.backends.numba.scalar import sg_exp  # noqa: E402
-from tests.backends.test_numba_tanh import _BOUND, _ulps  # noqa: E402
+from tests.backends.test_numba_tanh import _BOUND, _ulps, loop_of  # noqa: E402
 
-
-@numba.njit
-def _exp_all(x, out):
-    for i in range(x.shape[0]):
-        out[i] = sg_exp(x[i])
-    return out
+_exp_all = loop_of(sg_exp)
 
 
 def test_exp_within_two_and_a_half_ulps_where_normal():

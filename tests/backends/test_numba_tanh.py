@@ -8,11 +8,18 @@ numba = pytest.importorskip("numba", reason="numba is not installed (pip install
 from symgrad.backends.numba.scalar import sg_tanh  # noqa: E402
 
 
-@numba.njit
-def _tanh_all(x, out):
-    for i in range(x.shape[0]):
-        out[i] = sg_tanh(x[i])
-    return out
+def loop_of(fn):
+    """A jitted loop applying the jitted scalar function ``fn`` to every element (as a
+    kernel would inline it)."""
+    @numba.njit
+    def run(x, out):
+        for i in range(x.shape[0]):
+            out[i] = fn(x[i])
+        return out
+    return run
+
+
+_tanh_all = loop_of(sg_tanh)
 
 
 def _ulps(got, want):
