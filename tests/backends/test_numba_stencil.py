@@ -200,3 +200,28 @@ def test_random_chains_match_the_default_backend(seed):
         shape = (n, 3) if axis == 0 else (3, n)
         values = [r.normal(size=shape), r.normal(size=shape), 0.5]
         np.testing.assert_allclose(f(*values), ref(*values), rtol=1e-13, atol=1e-13)
+
+
+def test_a_kernel_numba_cannot_compile_warns_and_runs_numpy(monkeypatch):
+    from numba.core.errors import TypingError
+
+    from symgrad.backends.numba import NumbaFallbackWarning
+    from symgrad.backends.numba.stencil import StencilRunner
+
+    x, v = st.dvector("x"), st.dvector("v")
+    hv = Rop(symgrad.grad(rosenbrock(x), x), x, v)
+    f = _numba([x, v], hv)
+    (runner,) = _runners(f)
+
+    def broken(*args):
+        raise TypingError("cannot type this")
+
+    monkeypatch.setattr(StencilRunner, "fn", property(lambda self: broken))
+    xv, vv = np.linspace(-1, 1, 9), np.arange(9.0)
+    with pytest.warns(NumbaFallbackWarning, match="StencilSum.*running it with numpy"):
+        got = f(xv, vv)
+    np.testing.assert_allclose(got, symgrad.function([x, v], hv)(xv, vv), rtol=1e-12)
+    assert runner.failed and runner._fn is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy from now on, without a warning
+        np.testing.assert_allclose(f(xv, vv), got)
