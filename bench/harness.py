@@ -47,9 +47,13 @@ WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8")
 FAMILY_MODULE = {"symgrad": "symgrad", "numpy": "numpy", "scipy": "scipy", "pytensor": "pytensor",
                  "jax": "jax", "numba": "numba",
                  # symgrad compiled by its other backends: absent when that backend's package is
-                 "symgrad-jax": "jax", "symgrad-numba": "numba"}
+                 "symgrad-jax": "jax", "symgrad-jax-device": "jax", "symgrad-numba": "numba"}
 # symgrad's backends as families: the default one (the reference of every ratio) and the others
-SYMGRAD_MODES = {"symgrad": None, "symgrad-jax": "JAX", "symgrad-numba": "NUMBA"}
+SYMGRAD_MODES = {"symgrad": None, "symgrad-jax": "JAX", "symgrad-jax-device": "JAX",
+                 "symgrad-numba": "NUMBA"}
+# families whose functions are run through symgrad.backends.jax.device_function: JAX arrays in
+# and out, as JAX's own rows (jax_call waits for the result the same way)
+DEVICE_FAMILIES = frozenset({"symgrad-jax-device"})
 QUICK_COLD_NUMBA = "in --quick (cold numba compile)"
 perf = time.perf_counter
 
@@ -172,7 +176,8 @@ def tensor_lib(family: str) -> SimpleNamespace:
             return fn(*args, **kwargs)
 
         return SimpleNamespace(name=family, lib=symgrad, T=T, grad=symgrad.grad,
-                               function=backend_function(SYMGRAD_MODES[family]),
+                               function=backend_function(SYMGRAD_MODES[family],
+                                                         device=family in DEVICE_FAMILIES),
                                shared=symgrad.shared,
                                gradient=symgrad.gradient, Rop=symgrad.gradient.Rop, scan=scan)
     import warnings
@@ -191,8 +196,10 @@ def tensor_lib(family: str) -> SimpleNamespace:
 _NUMBA_FUNCTIONS: list = []   # symgrad functions compiled with mode="NUMBA" by the current setup
 
 
-def backend_function(mode: str | None):
-    """``symgrad.function`` compiling with `mode` (None: symgrad's default mode)."""
+def backend_function(mode: str | None, device: bool = False):
+    """``symgrad.function`` compiling with `mode` (None: symgrad's default mode). With
+    `device`, the compiled function runs through ``device_function`` (JAX arrays out, the
+    call waiting for them like JAX's own rows)."""
     import symgrad
 
     if mode is None:
@@ -203,6 +210,13 @@ def backend_function(mode: str | None):
         fn = symgrad.function(*args, **kwargs)
         if mode == "NUMBA":
             _NUMBA_FUNCTIONS.append(fn)
+        if device:
+            import jax
+
+            from symgrad.backends.jax import device_function
+
+            run = device_function(fn)
+            return lambda *a: jax.block_until_ready(run(*a))
         return fn
 
     return function
@@ -266,7 +280,7 @@ def symgrad_backend_systems(make: Callable[[str], System], cfg: Config,
     as it is (its status says whether it was warm). With `cold`, a "symgrad-numba-cold" row
     measures the compile from an empty cache: a subprocess whose ``SYMGRAD_CACHE_DIR`` is a
     fresh directory; it is skipped in --quick (a cold compile takes seconds per graph)."""
-    out = [make("symgrad-jax"), make("symgrad-numba")]
+    out = [make("symgrad-jax"), make("symgrad-jax-device"), make("symgrad-numba")]
     if cold:
         warm = out[-1]
         out.append(dataclasses.replace(
@@ -379,6 +393,7 @@ def as_arrays(out) -> list[np.ndarray]:
 PREIMPORT = {"symgrad": ("symgrad", "symgrad.tensor"), "pytensor": ("pytensor", "pytensor.tensor"),
              "numba": ("numba",), "scipy": ("scipy.optimize",), "numpy": ("numpy",),
              "symgrad-jax": ("symgrad", "symgrad.tensor", "symgrad.backends.jax"),
+             "symgrad-jax-device": ("symgrad", "symgrad.tensor", "symgrad.backends.jax"),
              "symgrad-numba": ("symgrad", "symgrad.tensor", "symgrad.backends.numba")}
 
 
@@ -1214,7 +1229,9 @@ def render_markdown(data: dict) -> str:
         "- *symgrad/x*: symgrad's median divided by this system's (above 1: symgrad is slower). "
         "*symgrad* is symgrad's default mode (the reference of every ratio and check).",
         "- *symgrad-jax*, *symgrad-numba*: symgrad compiled with `mode=\"JAX\"` / "
-        "`mode=\"NUMBA\"` (issue 7); their build+compile and first call include the XLA / "
+        "`mode=\"NUMBA\"` (issue 7); *symgrad-jax-device*: the same `mode=\"JAX\"` function "
+        "called through `symgrad.backends.jax.device_function` (JAX arrays out, as in JAX's "
+        "own rows, instead of numpy arrays). Their build+compile and first call include the XLA / "
         "numba compilation. *x/JAX jit*: this system's median (and time to the first result) "
         "divided by the fastest JAX `jit` row's (above 1: slower than JAX). The status of a "
         "numba row says whether numba's disk cache (`$SYMGRAD_CACHE_DIR/numba`, default "
