@@ -21,9 +21,11 @@ def threads_from_argv(argv) -> int:
 
 
 def xla_flags(n: int) -> str:
+    # (XLA reads a value that does not start with "--" as a file of flags: always lead with
+    # a flag of its own)
     if n == 1:
         return "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-    return f"intra_op_parallelism_threads={n}"
+    return f"--xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads={n}"
 
 
 def set_thread_env(argv) -> int:

@@ -86,11 +86,13 @@ def test_thread_env_is_set_from_argv(monkeypatch):
     from bench import _env
 
     for var in _env.THREAD_VARS + ("XLA_FLAGS", "JAX_PLATFORMS", "BENCH_THREADS"):
-        monkeypatch.delenv(var, raising=False)
+        monkeypatch.setenv(var, "")  # (recorded, so that the teardown restores it)
+        monkeypatch.delenv(var)
     assert _env.set_thread_env(["W1", "--threads", "2"]) == 2
     env = _env.thread_env()
     assert env["OMP_NUM_THREADS"] == env["NUMBA_NUM_THREADS"] == "2"
     assert "intra_op_parallelism_threads=2" in env["XLA_FLAGS"]
+    assert env["XLA_FLAGS"].startswith("--")  # (else XLA reads it as a file name and aborts)
     assert _env.threads_from_argv(["--quick"]) == 1
 
 
@@ -131,13 +133,13 @@ def test_symgrad_backend_rows_are_skipped_or_reported():
         return _system(f"{family} tiny", family, lambda: np.ones(3))
 
     quick = symgrad_backend_systems(make, Config(quick=True))
-    assert [s.name for s in quick] == ["symgrad-jax tiny", "symgrad-numba tiny",
-                                       "symgrad-numba-cold tiny"]
+    assert [s.name for s in quick] == ["symgrad-jax tiny", "symgrad-jax-device tiny",
+                                       "symgrad-numba tiny", "symgrad-numba-cold tiny"]
     cold = quick[-1]
     assert cold.isolate and cold.env == {"SYMGRAD_CACHE_DIR": "{tmp}"} and not cold.memory
     assert cold.skip == "in --quick (cold numba compile)"
     assert not symgrad_backend_systems(make, Config(quick=False))[-1].skip
-    assert len(symgrad_backend_systems(make, Config(), cold=False)) == 2
+    assert len(symgrad_backend_systems(make, Config(), cold=False)) == 3
 
     cfg = Config(quick=True, repeat=2, budget=0.001)
     out = run_case("W0", _case(_system("symgrad", "symgrad", lambda: np.ones(3)), cold,
@@ -183,3 +185,18 @@ def test_numba_rows_skip_a_cold_compile_in_quick(tmp_path, monkeypatch):
     res = out["results"][0]
     assert res["status"] == "skipped", res
     assert res["message"] == "in --quick (cold numba compile)"
+
+
+def test_device_family_returns_jax_arrays_with_the_same_values():
+    pytest.importorskip("jax", reason="jax is not installed")
+    import jax
+
+    from bench.harness import tensor_lib
+
+    lib = tensor_lib("symgrad-jax-device")
+    x = lib.T.dvector("x")
+    f = lib.function([x], lib.grad(lib.T.sum(lib.T.tanh(x) ** 2), x))
+    out = f(np.linspace(-1, 1, 5))
+    assert isinstance(out, jax.Array)
+    ref = tensor_lib("symgrad").function([x], lib.grad(lib.T.sum(lib.T.tanh(x) ** 2), x))
+    np.testing.assert_allclose(np.asarray(out), ref(np.linspace(-1, 1, 5)), rtol=1e-12)
