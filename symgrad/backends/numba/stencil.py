@@ -77,7 +77,8 @@ def stencil_source(node):
         body.append(f"acc = {literal(op.base[1], dtype)}")
     else:
         body.append(f"acc = bv[{index}]")
-    for t, (_, _, program, out, args) in enumerate(op.terms):
+    for t, (start, stop, program, out, args) in enumerate(op.terms):
+        term_lines = []
         refs = {}
         in_dtypes = []
         used = () if program is None else program_needed(program.steps,
@@ -89,18 +90,26 @@ def stencil_source(node):
             elif arg[0] == "one":
                 refs[("i", m)] = f"x{arg[1]}[{', '.join(['0'] * ndim)}]"
             elif program is None or m in used:
-                body.append(f"e{t}_{m} = w{t}_{m}[{index}]")  # each element read once
+                term_lines.append(f"e{t}_{m} = w{t}_{m}[{index}]")  # each element read once
                 refs[("i", m)] = f"e{t}_{m}"
         if program is None:
             expr, value_dtype = refs[("i", 0)], in_dtypes[0]
         else:
             step_lines, exprs = program_body(program.steps, [program.outputs[out]], in_dtypes,
                                              refs, prefix=f"r{t}_")
-            body += step_lines
+            term_lines += step_lines
             expr, value_dtype = exprs[0], np.dtype(program.steps[program.outputs[out]][2])
         if value_dtype != dtype:
             expr = f"{_np_dtype(dtype)}({expr})"
-        body += [f"if on{t}:", f"    acc = acc + {expr}"]
+        if _spans(start, stop):
+            # covers the long middle piece: computed everywhere, kept where it applies (a
+            # select, which LLVM vectorises)
+            body += term_lines + [f"if on{t}:", f"    acc = acc + {expr}"]
+        else:
+            # covers a few elements at an end only: computed there only (on the long piece
+            # its branch is never taken)
+            body += [f"if on{t}:"] + ["    " + line for line in term_lines] + [
+                f"    acc = acc + {expr}"]
     body.append(f"ov[{index}] = acc")
     lines += [indent + b for b in body]
     lines.append("return ov")
@@ -112,6 +121,12 @@ def stencil_source(node):
 def _ones(op):
     """The inputs read as arrays of length 1 on every axis."""
     return sorted({a[1] for term in op.terms for a in term[4] if a[0] == "one"})
+
+
+def _spans(start, stop) -> bool:
+    """Whether a slice covers the middle of an axis however long it is (its start counted
+    from the beginning, its stop from the end)."""
+    return (start is None or start >= 0) and (stop is None or stop < 0)
 
 
 class StencilRunner:

@@ -12,15 +12,16 @@ one read-modify-write pass per increment. :class:`StencilSum` is the whole chain
 op: for every position of the result it starts from the base (a constant, or an array) and
 adds each increment whose slice covers that position, computing the increment's
 elementwise program right there from its inputs read at shifted positions. The numba
-backend runs it as one loop (:mod:`symgrad.backends.numba.stencil`): a handful of loops
-over the ranges where the same increments apply, none of them with a branch inside.
+backend runs it as one loop (:mod:`symgrad.backends.numba.stencil`).
 
 The rewrite (:func:`stencil_increments`, rewrite set ``"stencil"``, in ``mode="NUMBA"``)
 applies where every increment adds (not sets) into a slice with constant bounds and step
 1 along one and the same axis, and the chain's intermediate arrays have no other use. An
 increment's value is inlined when it is computed by an elementwise (or fused) node whose
 results nothing else reads, and whose array inputs are constant slices along that axis
-(or whole arrays, or arrays of ones on every axis); otherwise it is read as an array.
+(or whole arrays, or arrays of ones on every axis), and, where several increments read
+that node (each would compute it at its own positions), when its program is cheap
+arithmetic; otherwise it is read as an array (the node computed once, by its own kernel).
 """
 
 from __future__ import annotations
@@ -40,9 +41,9 @@ SUB = "symgrad.tensor.subtensor:Subtensor"
 FUSED = "symgrad.tensor.fusion:FusedElemwise"
 ELEMWISE = "symgrad.tensor.elemwise:Elemwise"
 
-# Increments per StencilSum: its numba loop has one variant per subset of them (2**MAX_TERMS).
-# A longer chain becomes several StencilSums, each the base of the next.
-MAX_TERMS = 4
+# Increments per StencilSum (its numba loop computes or skips each one at every position):
+# a longer chain becomes several StencilSums, each the base of the next.
+MAX_TERMS = 8
 
 
 def _axis_slice(axis: int, start, stop):
@@ -268,6 +269,18 @@ def _program_of(node, Fused, Elemwise):
     return None
 
 
+# scalar ops a loop computes in a cycle or a few (no call, no long polynomial)
+_CHEAP_OPS = frozenset({"add", "sub", "mul", "neg", "sqr", "true_div", "reciprocal", "abs",
+                        "identity", "second", "maximum", "minimum", "switch", "eq", "neq",
+                        "lt", "le", "gt", "ge", "sign"})
+
+
+def _cheap(program) -> bool:
+    """Whether every step of a fused program is cheap arithmetic (see _CHEAP_OPS)."""
+    return all(sop.name in _CHEAP_OPS or sop.name.startswith("cast{")
+               for sop, _, _ in program.steps)
+
+
 def _inline_args(chain, node, program, Sub, ndim):
     """The args of ``node``'s program inputs (see StencilSum), or None when one cannot be
     read at a shifted position."""
@@ -359,12 +372,21 @@ def _rewrite_chain(fgraph, top, Inc, Sub, Fused, Elemwise, clients):
     chain.input(base_var)
     # the fused nodes whose every result goes into this chain's increments
     inc_nodes = {n for n, _, _ in incs}
+    # how many increments read each node's results: a node read by several is computed once
+    # per increment (at its own shifted positions) when inlined, worth it for cheap arithmetic
+    # only (a transcendental function computed three times costs more than the temporaries)
+    readers: dict = {}
+    for node, _, _ in incs:
+        owner = node.inputs[1].owner
+        readers[owner] = readers.get(owner, 0) + 1
     terms, inlined = [], 0
     for node, start, stop in reversed(incs):  # in the order they add up
         y = node.inputs[1]
         owner = y.owner
         term = None
         program = None if owner is None else _program_of(owner, Fused, Elemwise)
+        if program is not None and readers[owner] > 1 and not _cheap(program):
+            program = None
         if (program is not None and all(np.dtype(o.dtype).kind == "f" for o in owner.outputs)
                 and all(u[0] in inc_nodes and u[1] == 1
                         for o in owner.outputs for u in clients.get(o, ()))):

@@ -107,3 +107,25 @@ def test_elementwise_inputs_of_other_shapes_are_read_as_arrays():
     xv, rv = np.arange(12.0).reshape(4, 3), np.ones((1, 3))
     ref = symgrad.function([x, r], out, mode="FAST_COMPILE")
     np.testing.assert_allclose(run(fg, [xv, rv])[0], ref(xv, rv))
+
+
+def test_an_expensive_node_read_by_several_increments_is_computed_once():
+    # tanh's derivative feeds the three increments of a second difference's gradient:
+    # inlined, each increment would compute it again at its own positions
+    x = st.dvector("x")
+    lap = x[2:] - 2 * x[1:-1] + x[:-2]
+    from symgrad.compile.mode import Mode
+    from symgrad.rewrite import apply_mode_rewrites
+
+    fg = FunctionGraph([x], [symgrad.grad(st.sum(st.tanh(lap) ** 2), x)])
+    apply_mode_rewrites(fg, Mode("NUMBA"))
+    (node,) = [n for n in fg.toposort() if isinstance(n.op, StencilSum)]
+    assert all(term[2] is None for term in node.op.terms)  # read as arrays
+    xv = np.random.default_rng(3).normal(size=12)
+    ref = symgrad.function([x], symgrad.grad(st.sum(st.tanh(lap) ** 2), x), mode="FAST_COMPILE")
+    np.testing.assert_allclose(run(fg, [xv])[0], ref(xv), rtol=1e-12)
+    # cheap arithmetic read by two increments (Rosenbrock's) is inlined
+    fg2 = FunctionGraph([x], [symgrad.grad(rosenbrock(x), x)])
+    apply_mode_rewrites(fg2, Mode("NUMBA"))
+    (node2,) = [n for n in fg2.toposort() if isinstance(n.op, StencilSum)]
+    assert all(term[2] is not None for term in node2.op.terms)
