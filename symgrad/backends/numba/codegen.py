@@ -544,8 +544,16 @@ def _lean_kernel(module, ndim, n, static_shapes, body, params, out_dtypes, desti
             lines.append(f"o{m} = x{reuse}")  # a dead input (of the loop's shape)
         else:
             lines.append(f"o{m} = np.empty({shape}, dtype={_np_dtype(dt)})")
-    index = ", ".join(f"i{j}" for j in range(ndim))
-    indent = ""
+    lines += _loop_nest(ndim, dims, static_shapes, body, outs)
+    lines.append(f"return {_tuple(outs) if len(outs) > 1 else outs[0]}")
+    return module.helper("ew", params, lines)
+
+
+def _loop_nest(ndim, dims, static_shapes, body, outs):
+    """The loops over ``dims`` computing ``body`` (see elementwise_kernel) and storing its
+    results into the arrays named ``outs``; input k is read as ``x{k}`` (index 0 on its
+    axes of static length 1)."""
+    lines, indent = [], ""
     for j in range(ndim):
         lines.append(f"{indent}for i{j} in range({dims[j]}):")
         indent += "    "
@@ -554,10 +562,10 @@ def _lean_kernel(module, ndim, n, static_shapes, body, params, out_dtypes, desti
         return f"x{k}[{', '.join('0' if static_shapes[k][j] == 1 else f'i{j}' for j in range(ndim))}]"
 
     nd_lines, nd_exprs = body(read)
+    index = ", ".join(f"i{j}" for j in range(ndim))
     lines += [indent + line for line in nd_lines]
-    lines += [f"{indent}o{m}[{index}] = {e}" for m, e in enumerate(nd_exprs)]
-    lines.append(f"return {_tuple(outs) if len(outs) > 1 else outs[0]}")
-    return module.helper("ew", params, lines)
+    lines += [f"{indent}{o}[{index}] = {e}" for o, e in zip(outs, nd_exprs)]
+    return lines
 
 
 def _flat_kernel(module, ndim, n, static_shapes, body, results, n_out):
@@ -578,18 +586,8 @@ def _flat_kernel(module, ndim, n, static_shapes, body, results, n_out):
     fits = [f"buf{m}.shape[{j}] == d{j}" for m in range(n_out) for j in range(ndim)]
     lines += [f"if not ({' and '.join(fits)}):",
               f"    raise ValueError('{OTHER_SHAPE}')"]
-    indent = ""
-    for j in range(ndim):
-        lines.append(f"{indent}for i{j} in range(d{j}):")
-        indent += "    "
-
-    def read(k):
-        return f"x{k}[{', '.join('0' if static_shapes[k][j] == 1 else f'i{j}' for j in range(ndim))}]"
-    nd_lines, nd_exprs = body(read)
-    lines += [indent + line for line in nd_lines]
-    index = ", ".join(f"i{j}" for j in range(ndim))
-    lines += [f"{indent}buf{m}[{index}] = {e}" for m, e in enumerate(nd_exprs)]
     outs = [f"buf{m}" for m in range(n_out)]
+    lines += _loop_nest(ndim, [f"d{j}" for j in range(ndim)], static_shapes, body, outs)
     lines.append(f"return {_tuple(outs) if n_out > 1 else outs[0]}")
     return module.helper("ew", params, lines)
 
